@@ -1,0 +1,470 @@
+"""The verification: tables, WFC, reachability, CC1 (both scopes), CC2, findings.
+
+Soundness first: every pair is checked at every state of the scope. Speed
+comes from where the work is done, not from skipping any: each pair (a, b) is
+checked on the product of the domains of the variables that step_a and step_b
+can read or write (their semantic footprints plus the invariants' variables),
+which is exact because every other variable is neither read nor changed by
+either order; a pair that fails there is then looked up among the reachable
+states by projection. The full step tables are written once per event, with
+one gather per state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import BuildError
+from ..spec.model import MachineSpec
+from .compile import CompiledEvent, CompiledMachine, compile_machine
+from .decode import describe_state, full_to_state, local_to_state
+from .normalize import Normalizer
+from .report import (
+    CC1Counterexample,
+    CC1Result,
+    CC2Counterexample,
+    CC2Result,
+    Findings,
+    Report,
+    StateCounts,
+    WFCCounterexample,
+    WFCResult,
+)
+from .space import Lifter, Space
+
+__all__ = ["Analysis", "Progress", "check", "analyze"]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _EventOnSpace:
+    space: Space
+    step: np.ndarray       # local id -> local id of nf(raw_e(s)), for every local s
+    raw: np.ndarray
+
+
+@dataclass
+class Analysis:
+    """Everything computed for a machine: the report and the tables a built
+    Machine runs on."""
+
+    report: Report
+    compiled: CompiledMachine
+    normalizer: Normalizer
+    full: Space
+    step: np.ndarray | None            # (E, N) full step tables, or None when WFC fails
+    initial_id: int | None
+    reach: np.ndarray | None = None    # reachable ids
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Checker:
+    def __init__(self, spec: MachineSpec, scope: str, strict: bool,
+                 progress: Progress | None) -> None:
+        if scope not in ("reachable", "all"):
+            raise ValueError(f"scope={scope!r} (expected 'reachable' or 'all')")
+        self.spec = spec
+        self.scope = scope
+        self.strict = strict
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+        self._t0 = self._t
+        self._ev_cache: dict[tuple[int, tuple[int, ...]], _EventOnSpace] = {}
+        self._nf_cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._t, 6)
+        self._t = now
+
+    def tick(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+    # ------------------------------------------------------------ spaces
+
+    def nf_on(self, space: Space) -> np.ndarray:
+        key = space.vars
+        got = self._nf_cache.get(key)
+        if got is None:
+            d = self.norm.space
+            got = (space.ids.astype(np.int64)
+                   + self.norm.nf_delta(space)[space.project(d)]).astype(space.dtype)
+            self._nf_cache[key] = got
+        return got
+
+    def event_on(self, e: CompiledEvent, space: Space) -> _EventOnSpace:
+        key = (e.index, space.vars)
+        got = self._ev_cache.get(key)
+        if got is None:
+            delta = e.space.restride(e.new, space)
+            raw = (space.ids.astype(np.int64) + delta[space.project(e.space)]).astype(space.dtype)
+            got = _EventOnSpace(space, self.nf_on(space)[raw], raw)
+            self._ev_cache[key] = got
+        return got
+
+    def space_of(self, *vars_sets: Any) -> Space:
+        vs: set[int] = set(self.norm.space.vars)
+        for s in vars_sets:
+            vs |= set(s)
+        return Space(self.cm.radices, vs)
+
+    def valid_on(self, space: Space) -> np.ndarray:
+        return self.norm.valid[space.project(self.norm.space)]
+
+    # ------------------------------------------------------------ run
+
+    def run(self) -> Analysis:
+        spec = self.spec
+        self.cm = cm = compile_machine(spec)
+        self.lap("compile")
+        self.norm = norm = Normalizer(cm)
+        self.full = full = Space(cm.radices, range(len(cm.radices)))
+        n_total = full.size
+        n_valid = int(norm.valid.sum()) * (full.size // norm.space.size)
+        self.lap("normalize")
+        warnings = list(cm.warnings)
+        init_id = self._initial_id()
+        if norm.wfc_failure is not None:
+            f = norm.wfc_failure
+            wfc = WFCResult(False, None, WFCCounterexample(
+                local_to_state(cm, norm.space, f.state),
+                [local_to_state(cm, norm.space, s) for s in f.cycle], f.repairs))
+            report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
+                                  None, warnings, full_to_state(cm, init_id))
+            return Analysis(report, cm, norm, full, None, None)
+        wfc = WFCResult(True, norm.max_depth)
+
+        # the initial state and its normal form
+        d_init = int(full.project(norm.space, np.array([init_id]))[0])
+        if not norm.valid[d_init]:
+            inv = cm.invariants[int(norm.first_fail[d_init])].name
+            s0 = int(init_id + norm.nf_delta(full)[d_init])
+            warnings.append(f"the initial state breaks invariant {inv!r}; reachability starts "
+                            f"from its normal form {describe_state(full_to_state(cm, s0))}")
+        else:
+            s0 = init_id
+
+        # per-event local steps, overflow check, full tables
+        self._check_overflow()
+        self.lap("events")
+        step = self._full_tables()
+        self.lap("tables")
+        reach, parent, pev, depth = self._reach(step, s0)
+        self.reach_depth = depth
+        self.lap("reachability")
+        cc1 = self._cc1(step, reach, parent, pev, depth)
+        self.lap("cc1")
+        cc2 = self._cc2()
+        self.lap("cc2")
+        findings = self._findings(reach, n_valid)
+        self.lap("findings")
+        ok = cc1.ok
+        if self.strict:
+            ok = ok and cc2.ok and cc1.ok_all_valid
+        report = self._report("pass" if ok else "fail",
+                              StateCounts(n_total, n_valid, int(len(reach))), wfc, cc1, cc2,
+                              findings, warnings, full_to_state(cm, s0))
+        an = Analysis(report, cm, norm, full, step, s0, reach)
+        an.extra["parent"] = parent
+        an.extra["parent_event"] = pev
+        return an
+
+    def _report(self, verdict: str, states: StateCounts, wfc: WFCResult, cc1: CC1Result | None,
+                cc2: CC2Result | None, findings: Findings | None, warnings: list[str],
+                initial: dict[str, Any]) -> Report:
+        cm = self.cm
+        fps = {e.name: {"reads": cm.names(e.reads), "writes": cm.names(e.writes)}
+               for e in cm.events}
+        ifps = {i.name: {"watches": cm.names(i.reads),
+                         "repair_writes": [cm.m.vars[w].name for w in i.repair.writes]}
+                for i in cm.invariants}
+        self.seconds["total"] = round(time.perf_counter() - self._t0, 6)
+        return Report(cm.spec.name, verdict, self.scope, self.strict, states, wfc, cc1, cc2,
+                      fps, ifps, findings, warnings, dict(self.seconds), initial,
+                      [e.name for e in cm.events], cm.spec.version)
+
+    def _initial_id(self) -> int:
+        full_id = 0
+        stride = 1
+        for var in self.cm.m.vars:
+            full_id += var.digit(self.spec.initial[var.name]) * stride
+            stride *= var.size
+        return full_id
+
+    def _check_overflow(self) -> None:
+        """Overflow under ``error`` (or an evaluation error) for an event at any
+        valid state where its guard holds: a build error naming all three."""
+        cm = self.cm
+        for e in cm.events:
+            if e.err is None:
+                continue
+            sp = self.space_of(e.space.vars)
+            bad = self.valid_on(sp) & e.err[sp.project(e.space)]
+            if bad.any():
+                local = int(np.flatnonzero(bad)[0])
+                state = local_to_state(cm, sp, local)
+                detail = _explain_error(cm, e, state)
+                raise BuildError(f"event {e.name!r} {detail} at the valid state "
+                                 f"{describe_state(state)}", name=e.name, state=state)
+
+    def _full_tables(self) -> np.ndarray:
+        cm, full = self.cm, self.full
+        lifter = Lifter(full)
+        E = len(cm.events)
+        step = np.empty((E, full.size), dtype=full.dtype)
+        for e in cm.events:
+            sp = self.space_of(e.space.vars)
+            loc = self.event_on(e, sp)
+            if sp.size == full.size:
+                step[e.index] = loc.step
+                self.tick("tables", e.index + 1, E)
+                continue
+            delta = sp.restride(loc.step, full)
+            if full.dtype == np.int32 and len(delta):
+                delta = delta.astype(np.int32)
+            lifter.gather(sp, delta, out=step[e.index], add_ids=True)
+            self.tick("tables", e.index + 1, E)
+        return step
+
+    def _reach(self, step: np.ndarray, s0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+        n = self.full.size
+        visited = np.zeros(n, dtype=bool)
+        parent = np.empty(n, dtype=self.full.dtype)
+        pev = np.empty(n, dtype=np.int16)
+        depth = np.empty(n, dtype=np.int32)
+        visited[s0] = True
+        parent[s0] = -1
+        pev[s0] = -1
+        depth[s0] = 0
+        frontier = np.array([s0], dtype=self.full.dtype)
+        levels = [frontier]
+        d = 0
+        while len(frontier):
+            d += 1
+            found = []
+            for e in range(step.shape[0]):
+                nxt = step[e][frontier]
+                new = ~visited[nxt]
+                if not new.any():
+                    continue
+                cand = nxt[new]
+                src = frontier[new]
+                # first occurrence wins: deterministic parents
+                cand_u, first = np.unique(cand, return_index=True)
+                visited[cand_u] = True
+                parent[cand_u] = src[first]
+                pev[cand_u] = e
+                depth[cand_u] = d
+                found.append(cand_u)
+            frontier = np.concatenate(found) if found else frontier[:0]
+            if len(frontier):
+                levels.append(frontier)
+        reach = np.concatenate(levels)
+        return reach, parent, pev, depth
+
+    def _trace(self, parent: np.ndarray, pev: np.ndarray, s: int) -> list[str]:
+        out: list[str] = []
+        while pev[s] >= 0:
+            out.append(self.cm.events[int(pev[s])].name)
+            s = int(parent[s])
+        return out[::-1]
+
+    # ------------------------------------------------------------ CC1
+
+    def _cc1(self, step: np.ndarray, reach: np.ndarray, parent: np.ndarray, pev: np.ndarray,
+             depth: np.ndarray) -> CC1Result:
+        cm, full = self.cm, self.full
+        index = {e.name: e for e in cm.events}
+        pairs = list(self.spec.independent)
+        best_reach: tuple[int, int, int] | None = None   # (depth, pair index, full id)
+        best_all: tuple[int, int] | None = None          # (pair index, full id)
+        failing_r: list[tuple[str, str]] = []
+        failing_a: list[tuple[str, str]] = []
+        reach_sorted = None
+        for k, (an, bn) in enumerate(pairs):
+            a, b = index[an], index[bn]
+            sp = self.space_of(a.space.vars, b.space.vars)
+            if sp.size == full.size:
+                sa, sb = step[a.index], step[b.index]
+                valid = self._full_valid()
+            else:
+                sa = self.event_on(a, sp).step
+                sb = self.event_on(b, sp).step
+                valid = self.valid_on(sp)
+            bad = sb[sa] != sa[sb]
+            bad &= valid
+            self.tick("cc1", k + 1, len(pairs))
+            if not bad.any():
+                continue
+            failing_a.append((an, bn))
+            locs = np.flatnonzero(bad)
+            fids = locs if sp.size == full.size else sp.embed(locs, full)
+            fmin = int(fids.min())
+            if best_all is None or (k, fmin) < best_all:
+                best_all = (k, fmin)
+            # which reachable states project onto a failing local state?
+            proj = reach if sp.size == full.size else full.project(sp, reach)
+            hit = bad[proj]
+            if hit.any():
+                failing_r.append((an, bn))
+                ids = reach[hit]
+                ds = depth[ids]
+                dmin = int(ds.min())
+                cand = int(ids[ds == dmin].min())
+                key = (dmin, k, cand)
+                if best_reach is None or key < best_reach:
+                    best_reach = key
+        del reach_sorted
+        ok_r = best_reach is None
+        ok_a = best_all is None
+
+        def cex(k: int, s: int, with_trace: bool) -> CC1Counterexample:
+            an, bn = pairs[k]
+            a, b = index[an], index[bn]
+            o1 = int(step[b.index][step[a.index][s]])
+            o2 = int(step[a.index][step[b.index][s]])
+            return CC1Counterexample((an, bn), full_to_state(cm, s),
+                                     self._trace(parent, pev, s) if with_trace else None,
+                                     full_to_state(cm, o1), full_to_state(cm, o2))
+
+        cex_r = cex(best_reach[1], best_reach[2], True) if best_reach else None
+        if best_all is None:
+            cex_a = None
+        elif best_reach is not None:
+            cex_a = cex_r
+        else:
+            cex_a = cex(best_all[0], best_all[1], False)
+        if self.scope == "reachable":
+            return CC1Result(ok_r, "reachable", len(pairs), ok_r, ok_a, cex_r, cex_a,
+                             failing_r, failing_a)
+        return CC1Result(ok_a, "all", len(pairs), ok_r, ok_a, cex_a, cex_a, failing_r, failing_a)
+
+    def _full_valid(self) -> np.ndarray:
+        got = getattr(self, "_fv", None)
+        if got is None:
+            got = Lifter(self.full).gather(self.norm.space, self.norm.valid)
+            self._fv = got
+        return got
+
+    # ------------------------------------------------------------ CC2
+
+    def _cc2(self) -> CC2Result:
+        cm, norm = self.cm, self.norm
+        best: tuple[int, int, int] | None = None
+        best_space: Space | None = None
+        for e in cm.events:
+            sp = self.space_of(e.space.vars)
+            loc = self.event_on(e, sp)
+            pd = sp.project(norm.space)
+            invalid = ~norm.valid[pd]
+            if not invalid.any():
+                continue
+            rho = (sp.ids.astype(np.int64) + norm.rho_delta(sp)[pd]).astype(sp.dtype)
+            bad = invalid & (loc.step != loc.step[rho])
+            if bad.any():
+                locs = np.flatnonzero(bad)
+                fids = sp.embed(locs, self.full)
+                j = int(np.argmin(fids))
+                key = (e.index, int(fids[j]), int(locs[j]))
+                if best is None or key < best:
+                    best, best_space = key, sp
+                break  # events are scanned in order: the first failing one wins
+        if best is None:
+            return CC2Result(True, None)
+        assert best_space is not None
+        e = cm.events[best[0]]
+        sp = best_space
+        loc = self.event_on(e, sp)
+        s = best[2]
+        rho_s = int(s + norm.rho_delta(sp)[int(sp.project(norm.space, np.array([s]))[0])])
+        return CC2Result(False, CC2Counterexample(
+            e.name, local_to_state(cm, sp, s),
+            _embed_state(cm, sp, int(loc.step[s]), s),
+            _embed_state(cm, sp, int(loc.step[rho_s]), s)))
+
+    # ------------------------------------------------------------ findings
+
+    def _findings(self, reach: np.ndarray, n_valid: int) -> Findings:
+        cm, norm, full = self.cm, self.norm, self.full
+        never_fire = []
+        saturating: list[dict[str, str]] = []
+        raw_d: list[np.ndarray] = []
+        for e in cm.events:
+            p = full.project(e.space, reach)
+            fires = e.fires[p]
+            if not fires.any():
+                never_fire.append(e.name)
+                continue
+            if e.sat is not None and (e.sat[p] & fires).any():
+                saturating.append({"event": e.name})
+            raw = e.new[p].astype(np.int64)
+            # the raw successor's projection on D: change only the written vars
+            dsp = norm.space
+            base = full.project(dsp, reach).astype(np.int64)
+            for w in e.writes:
+                if w in dsp.stride:
+                    old = e.space.digits_of(p, w)
+                    new = e.space.digits_of(raw, w)
+                    base += (new - old) * dsp.stride[w]
+            raw_d.append(np.unique(base[fires]))
+        fails: set[int] = set()
+        repair_sat = False
+        if raw_d and cm.invariants:
+            cur = np.unique(np.concatenate(raw_d))
+            seen = np.zeros(norm.space.size, dtype=bool)
+            while len(cur):
+                cur = cur[~seen[cur]]
+                seen[cur] = True
+                cur = cur[~norm.valid[cur]]
+                fails.update(int(i) for i in np.unique(norm.first_fail[cur]))
+                repair_sat = repair_sat or bool(norm.repair_sat[cur].any())
+                cur = np.unique(norm.rho[cur])
+        never_fail = [i.name for i in cm.invariants if i.index not in fails]
+        if repair_sat:
+            saturating.append({"repair": "one or more invariants"})
+        return Findings(never_fire, never_fail, saturating, n_valid - int(len(reach)))
+
+
+def _embed_state(cm: CompiledMachine, sp: Space, local: int, like: int) -> dict[str, Any]:
+    return local_to_state(cm, sp, local)
+
+
+def _explain_error(cm: CompiledMachine, e: CompiledEvent, state: dict[str, Any]) -> str:
+    """Re-evaluate at one state to name the value that overflowed."""
+    spec_vars = cm.m.by_name
+    try:
+        if e.source.guard is not None and not e.source.guard.evaluate(spec_vars, state):
+            return "cannot evaluate its guard"
+        values = e.source.apply.evaluate(spec_vars, state)
+    except Exception as exc:  # the error itself is what we report
+        return f"fails to evaluate ({type(exc).__name__}: {exc})"
+    for name, value in values.items():
+        var = spec_vars[name]
+        if var.kind == "int" and not var.lo <= value <= var.hi and var.overflow == "error":
+            return (f"assigns {name} = {value}, outside [{var.lo}, {var.hi}] "
+                    "(overflow: error)")
+    return "fails to evaluate"
+
+
+def analyze(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
+            progress: Progress | None = None) -> Analysis:
+    """Verify ``spec`` and keep the tables (what ``Registry.build`` runs on)."""
+    return _Checker(spec, scope, strict, progress).run()
+
+
+def check(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
+          progress: Progress | None = None) -> Report:
+    """Verify ``spec``; never raises on a failed proof (read ``report.verdict``).
+
+    Raises BuildError when the machine cannot be tabulated (overflow under
+    ``overflow: error``, a lying declared footprint, a function that fails)."""
+    return analyze(spec, scope=scope, strict=strict, progress=progress).report

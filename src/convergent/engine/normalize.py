@@ -1,0 +1,135 @@
+"""Validity, one repair step, normal forms and WFC, on the invariants' sub-space.
+
+Normalization only reads and writes the variables of the invariants (holds
+and repairs): the set D. Everything about it is therefore computed once on
+the product of D's domains, exactly, and lifted to bigger spaces by gathers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BuildError
+from .compile import CompiledMachine
+from .space import Space
+
+__all__ = ["Normalizer", "WfcFailure"]
+
+
+@dataclass
+class WfcFailure:
+    state: int                 # a local id (in the normalizer's space) on a repair cycle
+    cycle: list[int]           # local ids around the cycle, starting at ``state``
+    repairs: list[str]         # invariant repaired at each step of the cycle
+
+
+class Normalizer:
+    """valid / first failing invariant / rho / nf / depth over the space of D."""
+
+    def __init__(self, cm: CompiledMachine) -> None:
+        self.cm = cm
+        dvars: set[int] = set()
+        for inv in cm.invariants:
+            dvars |= set(inv.holds.space.vars) | set(inv.repair.space.vars)
+        self.space = Space(cm.radices, dvars)
+        sp = self.space
+        n = sp.size
+        first_fail = np.full(n, -1, dtype=np.int32)
+        for inv in cm.invariants:
+            p = sp.project(inv.holds.space)
+            h = inv.holds.value[p]
+            undecided = first_fail < 0
+            if inv.holds.err is not None:
+                bad = undecided & inv.holds.err[p]
+                if bad.any():
+                    self._fail_eval(f"the holds of invariant {inv.name!r} cannot be "
+                                    "evaluated", int(np.flatnonzero(bad)[0]))
+            first_fail[undecided & ~h] = inv.index
+        self.first_fail = first_fail
+        self.valid = first_fail < 0
+        rho = sp.ids.astype(np.int64)
+        self.repair_sat = np.zeros(n, dtype=bool)
+        for inv in cm.invariants:
+            at = first_fail == inv.index
+            if not at.any():
+                continue
+            r = inv.repair
+            p = sp.project(r.space)
+            delta = r.space.restride(r.new, sp)
+            rho[at] += delta[p[at]]
+            if r.err is not None:
+                bad = at & r.err[p]
+                if bad.any():
+                    self._fail_eval(f"the repair of invariant {inv.name!r} assigns a value "
+                                    "outside an int range with overflow: error (or cannot be "
+                                    "evaluated)", int(np.flatnonzero(bad)[0]), r_inv=inv.name)
+            if r.sat is not None:
+                self.repair_sat |= at & r.sat[p]
+        self.rho = rho.astype(sp.dtype)
+        self._normal_forms()
+
+    def _fail_eval(self, message: str, local: int, r_inv: str | None = None) -> None:
+        from .decode import describe_state, local_to_state
+        state = local_to_state(self.cm, self.space, local)
+        raise BuildError(f"{message}, at {describe_state(state)}", name=r_inv, state=state)
+
+    def _normal_forms(self) -> None:
+        sp = self.space
+        n = sp.size
+        rho = self.rho
+        depth = np.zeros(n, dtype=np.int32)
+        nf = sp.ids.copy()
+        active = np.flatnonzero(~self.valid).astype(sp.dtype)
+        cur = active.copy()
+        steps = 0
+        self.wfc_failure: WfcFailure | None = None
+        while len(active):
+            steps += 1
+            cur = rho[cur]
+            still = ~self.valid[cur]
+            depth[active[~still]] = steps
+            nf[active[~still]] = cur[~still]
+            active, cur = active[still], cur[still]
+            if steps >= 64 and len(active) and self._has_cycle(active):
+                break
+            if steps > n:  # pragma: no cover - _has_cycle catches it first
+                break
+        self.cycling = np.zeros(n, dtype=bool)
+        if len(active):
+            self.cycling[active] = True
+            start = int(active.min())
+            seen: dict[int, int] = {}
+            path: list[int] = []
+            x = start
+            while x not in seen:
+                seen[x] = len(path)
+                path.append(x)
+                x = int(rho[x])
+            cycle = path[seen[x]:]
+            names = [self.cm.invariants[int(self.first_fail[s])].name for s in cycle]
+            self.wfc_failure = WfcFailure(cycle[0], cycle, names)
+            self.max_depth = None
+        else:
+            self.max_depth = int(depth.max()) if n else 0
+        self.depth = depth
+        self.nf = nf
+
+    def _has_cycle(self, active: np.ndarray) -> bool:
+        """Pointer doubling: after >= n steps a terminating chain is valid."""
+        j = self.rho.copy()
+        steps = 1
+        while steps < self.space.size:
+            j = j[j]
+            steps *= 2
+        return bool((~self.valid[j[active]]).any())
+
+    # lifting -------------------------------------------------------------
+
+    def nf_delta(self, target: Space) -> np.ndarray:
+        """Deltas, in ``target`` ids, indexed by our local id."""
+        return self.space.restride(self.nf, target)
+
+    def rho_delta(self, target: Space) -> np.ndarray:
+        return self.space.restride(self.rho, target)

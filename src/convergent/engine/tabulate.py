@@ -1,0 +1,305 @@
+"""Turn state functions into exact tables over their footprint.
+
+A spec expression is evaluated vectorized over the product of the domains of
+the variables it mentions. A Python callable is *traced*: it runs against a
+view that records every variable it reads; a first read of a variable branches
+over that variable's values (depth first, re-running the function with the
+choices made so far), so the function is called once per leaf of its decision
+tree and never over variables it does not look at. Both give a table that is
+exact for deterministic functions. The engine then measures the *semantic*
+footprint on that table (which variables the result really depends on) and
+drops the others, so a declared footprint is checked against what the code
+does, not against what it mentions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import BuildError, ConvergentError
+from ..spec.model import (
+    Assignment,
+    Predicate,
+    StateView,
+    Var,
+    as_bool,
+    assignment_result,
+)
+from .space import Space
+
+__all__ = ["AssignTable", "PredTable", "tabulate_assignment", "tabulate_predicate"]
+
+
+@dataclass
+class PredTable:
+    """``value[id]`` over ``space``; ``err[id]`` where evaluation failed."""
+
+    space: Space
+    value: np.ndarray
+    err: np.ndarray | None = None
+
+
+@dataclass
+class AssignTable:
+    """``new[id]``: the id (same space) after the assignment; the space holds
+    every written var. ``err``: overflow under ``error`` or an evaluation
+    failure; ``sat``: an int value saturated at a bound."""
+
+    space: Space
+    new: np.ndarray
+    writes: tuple[int, ...]
+    err: np.ndarray | None = None
+    sat: np.ndarray | None = None
+
+
+class _Machine:
+    """What tabulation needs to know of the machine's vars."""
+
+    def __init__(self, vars: tuple[Var, ...]) -> None:
+        self.vars = vars
+        self.index = {v.name: i for i, v in enumerate(vars)}
+        self.by_name = {v.name: v for v in vars}
+        self.radices = tuple(v.size for v in vars)
+
+    def space(self, names: frozenset[str] | set[str] | list[int]) -> Space:
+        idx = [self.index[n] if isinstance(n, str) else n for n in names]
+        return Space(self.radices, idx)
+
+
+# ---------------------------------------------------------------- expressions
+
+def _columns(m: _Machine, space: Space) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {}
+    for v in space.vars:
+        var = m.vars[v]
+        d = space.digits(v)
+        if var.kind == "bool":
+            cols[var.name] = d.astype(bool)
+        elif var.kind == "int":
+            cols[var.name] = d.astype(np.int64) + var.lo
+        else:
+            cols[var.name] = d.astype(np.int64)
+    return cols
+
+
+def _to_digits(var: Var, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Digits for assigned values, and where an int value fell outside its range."""
+    if var.kind == "bool":
+        return values.astype(np.int64), None
+    if var.kind == "enum":
+        return values.astype(np.int64), None
+    v = values.astype(np.int64)
+    out = (v < var.lo) | (v > var.hi)
+    return np.clip(v, var.lo, var.hi) - var.lo, (out if out.any() else None)
+
+
+def _or(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a | b
+
+
+def _broadcast(values: Any, n: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        arr = np.broadcast_to(arr, (n,)).copy()
+    return arr
+
+
+def _expr_predicate(m: _Machine, pred: Predicate) -> PredTable:
+    expr = pred.expr
+    assert expr is not None
+    space = m.space(set(expr.free_vars))
+    values, err = expr.eval_vec(_columns(m, space), n=space.size)  # type: ignore[call-arg]
+    return PredTable(space, _broadcast(values, space.size).astype(bool),
+                     None if err is None else _broadcast(err, space.size))
+
+
+def _expr_assignment(m: _Machine, asg: Assignment) -> AssignTable:
+    names: set[str] = set(asg.targets)
+    for e in asg.exprs:
+        names |= set(e.free_vars)
+    space = m.space(names)
+    cols = _columns(m, space)
+    new = space.ids.astype(np.int64)
+    err: np.ndarray | None = None
+    sat: np.ndarray | None = None
+    for target, e in zip(asg.targets, asg.exprs):
+        var = m.by_name[target]
+        t = m.index[target]
+        values, e_err = e.eval_vec(cols, n=space.size)  # type: ignore[call-arg]
+        digits, outside = _to_digits(var, _broadcast(values, space.size))
+        new += (digits - space.digits(t)) * space.stride[t]
+        err = _or(err, None if e_err is None else _broadcast(e_err, space.size))
+        if outside is not None:
+            if var.overflow == "error":
+                err = _or(err, outside)
+            else:
+                sat = _or(sat, outside)
+    writes = tuple(sorted(m.index[t] for t in asg.targets))
+    return AssignTable(space, new.astype(space.dtype), writes, err, sat)
+
+
+# ---------------------------------------------------------------- traced callables
+
+@dataclass
+class _Leaf:
+    path: dict[int, int]      # var index -> digit, for every var read on this path
+    out: Any                  # the function's result, or the exception it raised
+    failed: bool
+
+
+def _trace(m: _Machine, fn: Callable[[StateView], Any], what: str,
+           post: Callable[[Any], Any]) -> list[_Leaf]:
+    """Depth-first enumeration of ``fn``'s decision tree over the vars it reads."""
+    leaves: list[_Leaf] = []
+    prefix: list[tuple[int, int]] = []
+    budget = 1 << 22
+    while True:
+        assigned = dict(prefix)
+        order = [v for v, _ in prefix]
+
+        def read(var: Var) -> Any:
+            i = m.index[var.name]
+            if i not in assigned:
+                assigned[i] = 0
+                order.append(i)
+            return var.values[assigned[i]]
+
+        try:
+            out = post(fn(StateView(m.by_name, read)))
+            failed = False
+        except ConvergentError:
+            raise
+        except Exception as exc:  # a user function failing at some state
+            out, failed = exc, True
+        leaves.append(_Leaf(dict(assigned), out, failed))
+        if len(leaves) > budget:
+            raise BuildError(f"{what}: reads too many variables to tabulate "
+                             f"(more than {budget} distinct paths)")
+        while order:
+            last = order.pop()
+            d = assigned[last] + 1
+            if d < m.radices[last]:
+                prefix = [(v, assigned[v]) for v in order] + [(last, d)]
+                break
+        else:
+            return leaves
+
+
+def _nd_index(space: Space, path: dict[int, int]) -> tuple[Any, ...]:
+    # ids are C-ordered with the LAST var most significant: nd axes are reversed vars
+    return tuple(path.get(v, slice(None)) for v in reversed(space.vars))
+
+
+def _nd(space: Space, arr: np.ndarray) -> np.ndarray:
+    return arr.reshape(tuple(reversed(space.radices)) or (1,)) if space.vars else arr
+
+
+def _traced_predicate(m: _Machine, pred: Predicate, what: str) -> PredTable:
+    assert pred.fn is not None
+    leaves = _trace(m, pred.fn, what, lambda out: as_bool(out, what))
+    reads = set().union(*(leaf.path for leaf in leaves))
+    space = m.space(list(reads))
+    value = np.zeros(space.size, dtype=bool)
+    err = np.zeros(space.size, dtype=bool)
+    nv, ne = _nd(space, value), _nd(space, err)
+    for leaf in leaves:
+        idx = _nd_index(space, leaf.path)
+        if leaf.failed:
+            ne[idx] = True
+        else:
+            nv[idx] = leaf.out
+    return PredTable(space, value, err if err.any() else None)
+
+
+def _traced_assignment(m: _Machine, asg: Assignment, what: str) -> AssignTable:
+    assert asg.fn is not None
+    leaves = _trace(m, asg.fn, what, lambda out: assignment_result(m.by_name, out, what))
+    reads: set[int] = set()
+    writes: set[int] = set()
+    for leaf in leaves:
+        reads |= set(leaf.path)
+        if not leaf.failed:
+            writes |= {m.index[n] for n in leaf.out}
+    space = m.space(list(reads | writes))
+    ids = space.ids.astype(np.int64)
+    new = ids.copy()
+    err = np.zeros(space.size, dtype=bool)
+    sat = np.zeros(space.size, dtype=bool)
+    n_ids, n_new, n_err, n_sat = (_nd(space, a) for a in (ids, new, err, sat))
+    for leaf in leaves:
+        idx = _nd_index(space, leaf.path)
+        if leaf.failed:
+            n_err[idx] = True
+            continue
+        sub_ids = n_ids[idx]
+        delta = np.zeros(np.shape(sub_ids), dtype=np.int64)
+        for name, value in leaf.out.items():
+            t = m.index[name]
+            var = m.vars[t]
+            if var.kind == "int" and not var.lo <= value <= var.hi:
+                if var.overflow == "error":
+                    n_err[idx] = True
+                else:
+                    n_sat[idx] = True
+                value = min(max(value, var.lo), var.hi)
+            digit = var.digit(value)
+            delta += (digit - (sub_ids // space.stride[t]) % var.size) * space.stride[t]
+        n_new[idx] = sub_ids + delta
+    return AssignTable(space, new.astype(space.dtype), tuple(sorted(writes)),
+                       err if err.any() else None, sat if sat.any() else None)
+
+
+def tabulate_predicate(m: _Machine, pred: Predicate, what: str) -> PredTable:
+    if pred.expr is not None:
+        return _expr_predicate(m, pred)
+    return _traced_predicate(m, pred, what)
+
+
+def tabulate_assignment(m: _Machine, asg: Assignment, what: str) -> AssignTable:
+    if asg.fn is None:
+        return _expr_assignment(m, asg)
+    return _traced_assignment(m, asg, what)
+
+
+def constant_true(m: _Machine) -> PredTable:
+    space = m.space(set())
+    return PredTable(space, np.ones(1, dtype=bool), None)
+
+
+def varies(arr: np.ndarray, space: Space, var: int, mask: np.ndarray | None = None) -> bool:
+    """Whether ``arr`` (over ``space``) changes with ``var`` alone, comparing
+    only pairs of ids where ``mask`` holds on both sides."""
+    if var not in space.stride:
+        return False
+    axis = len(space.vars) - 1 - space.vars.index(var)
+    a = _nd(space, arr)
+    k = _nd(space, mask) if mask is not None else None
+    base = np.take(a, 0, axis=axis)
+    kb = np.take(k, 0, axis=axis) if k is not None else None
+    for j in range(1, space.all_radices[var]):
+        other = np.take(a, j, axis=axis)
+        diff = base != other
+        if k is not None:
+            diff &= kb & np.take(k, j, axis=axis)
+        if diff.any():
+            return True
+    return False
+
+
+Machine = _Machine
+
+
+def machine_of(vars: tuple[Var, ...]) -> _Machine:
+    return _Machine(vars)
+
+
+def var_names(m: _Machine, idx: Mapping[int, Any] | set[int] | tuple[int, ...]) -> list[str]:
+    return [m.vars[i].name for i in sorted(idx)]

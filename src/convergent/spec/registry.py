@@ -1,0 +1,233 @@
+"""The Python API for declaring a machine: a builder that produces a MachineSpec.
+
+Functions may be Python callables over a ``StateView`` (the engine traces what
+they really read) or spec-language strings (``"status == 'paid'"``), which
+compile exactly as in a YAML spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConvergenceError, SpecError
+from .model import (
+    Assignment,
+    Event,
+    Invariant,
+    Location,
+    MachineSpec,
+    Overflow,
+    Predicate,
+    StateView,
+    Var,
+    check_assignable,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.check import Analysis, Progress
+    from ..engine.report import Report
+    from ..machine import Machine
+
+__all__ = ["Registry"]
+
+PredicateLike = Callable[[StateView], Any] | str
+AssignmentLike = Callable[[StateView], Any] | Mapping[Any, Any]
+
+
+def _identifier(kind: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(f"{kind} name {name!r} is not an identifier")
+    return name
+
+
+class Registry:
+    """Declare a machine step by step, then ``check()`` or ``build()`` it.
+
+    >>> r = Registry("switch")
+    >>> on = r.bool("on")
+    >>> _ = r.event("flip", apply=lambda s: s.set(on, not s[on]))
+    >>> r.check().verdict
+    'pass'
+    """
+
+    def __init__(self, name: str, *, version: int = 1) -> None:
+        self.name = _identifier("machine", name)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise SpecError(f"version={version!r} (expected an int)")
+        self.version = version
+        self._vars: dict[str, Var] = {}
+        self._initial: dict[str, Any] = {}
+        self._invariants: dict[str, Invariant] = {}
+        self._events: dict[str, Event] = {}
+        self._pairs: list[tuple[str, str]] = []
+        self._analysis: dict[tuple[str, bool], Analysis] = {}
+
+    # ------------------------------------------------------------ vars
+
+    def _add_var(self, var: Var) -> Var:
+        _identifier("var", var.name)
+        if var.name in self._vars:
+            raise SpecError(f"duplicate var name {var.name!r}")
+        self._vars[var.name] = var
+        self._analysis.clear()
+        return var
+
+    def bool(self, name: str) -> Var:
+        """A boolean var (initially false unless ``initial`` says otherwise)."""
+        return self._add_var(Var.boolean(name))
+
+    def enum(self, name: str, *values: str) -> Var:
+        """An enum var; its first value is its default initial value."""
+        if not values:
+            raise SpecError(f"enum {name!r} has no values")
+        if len(set(values)) != len(values):
+            raise SpecError(f"enum {name!r} repeats a value: {values!r}")
+        for v in values:
+            if not isinstance(v, str) or not v:
+                raise SpecError(f"enum {name!r} value {v!r} is not a non-empty string")
+        return self._add_var(Var.enum(name, *values))
+
+    def int(self, name: str, lo: int, hi: int, *, overflow: Overflow = "clamp") -> Var:
+        """An int var over the inclusive range [lo, hi]; out-of-range
+        assignments saturate (``clamp``) or are build errors (``error``)."""
+        for label, v in (("lo", lo), ("hi", hi)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SpecError(f"int {name!r}: {label}={v!r} (expected an int)")
+        if overflow not in ("clamp", "error"):
+            raise SpecError(f"int {name!r}: overflow={overflow!r} (expected 'clamp' or 'error')")
+        return self._add_var(Var.integer(name, lo, hi, overflow))
+
+    def initial(self, values: Mapping[Any, Any] | None = None, **kwargs: Any) -> Registry:
+        """Set initial values; a var left out starts at false / its first enum
+        value / its low bound."""
+        items = dict(values or {})
+        items.update(kwargs)
+        for key, value in items.items():
+            var = self._var(key)
+            try:
+                var.digit(value)
+            except ValueError as exc:
+                raise SpecError(f"initial: {exc}") from None
+            self._initial[var.name] = value
+        self._analysis.clear()
+        return self
+
+    def _var(self, key: Any) -> Var:
+        name = key.name if isinstance(key, Var) else key
+        if name not in self._vars:
+            raise SpecError(f"unknown var {key!r} (known: {', '.join(self._vars) or 'none'})")
+        return self._vars[name]
+
+    # ------------------------------------------------------------ rules
+
+    def _predicate(self, f: PredicateLike, what: str) -> Predicate:
+        if isinstance(f, str):
+            from .expr import compile_predicate
+            return compile_predicate(f, dict(self._vars), Location())
+        if callable(f):
+            return Predicate(fn=f, text=what)
+        raise SpecError(f"{what}: expected a callable or an expression string, got {f!r}")
+
+    def _assignment(self, f: AssignmentLike, what: str) -> Assignment:
+        if isinstance(f, Mapping):
+            mapping: dict[str, Any] = {}
+            for key, value in f.items():
+                var = self._var(key)
+                if not isinstance(value, str):
+                    check_assignable(var, value)
+                    if var.kind == "enum":
+                        value = repr(value)
+                mapping[var.name] = value
+            from .expr import compile_assignment
+            return compile_assignment(mapping, dict(self._vars), Location())
+        if callable(f):
+            return Assignment(fn=f, text=what)
+        raise SpecError(f"{what}: expected a callable or a {{var: value}} mapping, got {f!r}")
+
+    def _names(self, kind: str, names: Any) -> tuple[str, ...] | None:
+        if names is None:
+            return None
+        return tuple(self._var(n).name for n in names)
+
+    def invariant(self, name: str, *, holds: PredicateLike, repair: AssignmentLike,
+                  watches: Any = None) -> Registry:
+        """An invariant; list order is repair priority (the first failing one repairs)."""
+        _identifier("invariant", name)
+        if name in self._invariants:
+            raise SpecError(f"duplicate invariant name {name!r}")
+        self._invariants[name] = Invariant(
+            name, self._predicate(holds, f"holds of invariant {name!r}"),
+            self._assignment(repair, f"repair of invariant {name!r}"),
+            self._names("watches", watches))
+        self._analysis.clear()
+        return self
+
+    def event(self, name: str, *, apply: AssignmentLike, guard: PredicateLike | None = None,
+              reads: Any = None, writes: Any = None) -> Registry:
+        """An event: when ``guard`` holds, ``apply`` (a simultaneous assignment);
+        a false guard makes it a no-op."""
+        _identifier("event", name)
+        if name in self._events:
+            raise SpecError(f"duplicate event name {name!r}")
+        self._events[name] = Event(
+            name, self._assignment(apply, f"apply of event {name!r}"),
+            None if guard is None else self._predicate(guard, f"guard of event {name!r}"),
+            self._names("reads", reads), self._names("writes", writes))
+        self._analysis.clear()
+        return self
+
+    def independent(self, a: str, b: str) -> Registry:
+        """Declare that ``a`` and ``b`` may be delivered in either order. With
+        no declaration at all, every pair of distinct events is checked."""
+        for n in (a, b):
+            if n not in self._events:
+                raise SpecError(f"independent({a!r}, {b!r}): unknown event {n!r}")
+        if a == b:
+            raise SpecError(f"independent({a!r}, {b!r}) names {a!r} twice")
+        if (a, b) not in self._pairs and (b, a) not in self._pairs:
+            self._pairs.append((a, b))
+        self._analysis.clear()
+        return self
+
+    # ------------------------------------------------------------ results
+
+    def spec(self) -> MachineSpec:
+        """The neutral model of what was declared."""
+        initial = {}
+        for var in self._vars.values():
+            initial[var.name] = self._initial.get(var.name, var.values[0])
+        names = list(self._events)
+        pairs = tuple(self._pairs) or tuple(
+            (names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names)))
+        return MachineSpec(self.name, tuple(self._vars.values()),
+                           tuple(self._invariants.values()), tuple(self._events.values()),
+                           pairs, initial, self.version, independent_all=not self._pairs)
+
+    def analyze(self, *, scope: str = "reachable", strict: bool = False,
+                progress: Progress | None = None) -> Analysis:
+        key = (scope, strict)
+        got = self._analysis.get(key)
+        if got is None:
+            from ..engine.check import analyze
+            got = analyze(self.spec(), scope=scope, strict=strict, progress=progress)
+            self._analysis[key] = got
+        return got
+
+    def check(self, *, scope: str = "reachable", strict: bool = False,
+              progress: Progress | None = None) -> Report:
+        """Verify; never raises on a failed proof (read ``report.verdict``)."""
+        return self.analyze(scope=scope, strict=strict, progress=progress).report
+
+    def build(self, *, scope: str = "reachable", strict: bool = False,
+              progress: Progress | None = None) -> Machine:
+        """The verified machine; raises ConvergenceError(report) if the proof fails."""
+        an = self.analyze(scope=scope, strict=strict, progress=progress)
+        if not an.report.ok:
+            raise ConvergenceError(an.report)
+        from ..machine import Machine
+        return Machine._from_analysis(an)
+
+    def __repr__(self) -> str:
+        return (f"Registry({self.name!r}, vars={len(self._vars)}, "
+                f"invariants={len(self._invariants)}, events={len(self._events)})")
