@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .engine.check import Analysis
+from .engine.report import Report
 from .errors import MachineUsageError
 from .spec.model import Var
 
@@ -69,32 +70,95 @@ class Machine:
     @classmethod
     def _from_analysis(cls, an: Analysis) -> Machine:
         assert an.step is not None and an.initial_id is not None
-        self = object.__new__(cls)
         cm = an.compiled
-        self.name = cm.spec.name
-        self.version = cm.spec.version
-        self.vars = tuple(cm.m.vars)
-        self.events = tuple(e.name for e in cm.events)
-        self.report = an.report
-        self._step = an.step
-        self._step.setflags(write=False)
-        self._event_index = {name: i for i, name in enumerate(self.events)}
-        self._var_names = {v.name: i for i, v in enumerate(self.vars)}
+        return cls._from_tables(
+            name=cm.spec.name, version=cm.spec.version, vars=tuple(cm.m.vars),
+            events=tuple(e.name for e in cm.events), step=an.step,
+            initial_id=an.initial_id, report=an.report, analysis=an)
+
+    @classmethod
+    def _from_tables(cls, *, name: str, version: int, vars: tuple[Var, ...],
+                     events: tuple[str, ...], step: np.ndarray, initial_id: int,
+                     report: Report | None, nf: np.ndarray | None = None,
+                     valid: np.ndarray | None = None, fires: np.ndarray | None = None,
+                     analysis: Analysis | None = None,
+                     meta: dict[str, Any] | None = None) -> Machine:
+        """A machine over ready tables: ``step`` (E, N); ``nf``/``valid``/``fires``
+        (full tables) are computed from ``analysis`` on first use when absent."""
+        self = object.__new__(cls)
+        self.name = name
+        self.version = version
+        self.vars = vars
+        self.events = events
+        self.report = report
+        self.meta = dict(meta or {})
+        self._step = step
+        if step.flags.writeable:
+            step.setflags(write=False)
+        self._event_index = {n: i for i, n in enumerate(events)}
+        self._var_names = {v.name: i for i, v in enumerate(vars)}
         w, acc = [], 1
-        for v in self.vars:
+        for v in vars:
             w.append(acc)
             acc *= v.size
         self._weights = tuple(w)
         self.size = acc
-        norm = an.normalizer
-        self._d_weights = [(norm.space.stride[i], w[i], self.vars[i].size)
-                           for i in norm.space.vars]
-        self._d_valid = norm.valid
-        self._d_nf_delta = norm.nf_delta(an.full)
-        self._fires = [(e.space, e.fires) for e in cm.events]
-        self.initial = State(self, an.initial_id)
-        self._analysis = an
+        if step.shape != (len(events), acc):
+            raise MachineUsageError(f"step tables have shape {step.shape}, expected "
+                                    f"({len(events)}, {acc})")
+        self._nf = nf
+        self._valid = valid
+        self._fires = fires
+        self._analysis = analysis
+        self.initial = State(self, int(initial_id))
         return self
+
+    # ------------------------------------------------------------ full tables
+
+    def _lifter(self) -> Any:
+        from .engine.space import Lifter, Space
+        full = Space([v.size for v in self.vars], range(len(self.vars)))
+        return full, Lifter(full)
+
+    @property
+    def nf_table(self) -> np.ndarray:
+        """``nf[state_id]``: the normal form of every state (read-only)."""
+        if self._nf is None:
+            an = self._require_analysis("nf")
+            full, lifter = self._lifter()
+            norm = an.normalizer
+            delta = norm.nf_delta(full).astype(full.dtype)
+            self._nf = lifter.gather(norm.space, delta, add_ids=True)
+            self._nf.setflags(write=False)
+        return self._nf
+
+    @property
+    def valid_table(self) -> np.ndarray:
+        """``valid[state_id]``: whether every invariant holds (read-only)."""
+        if self._valid is None:
+            an = self._require_analysis("valid")
+            full, lifter = self._lifter()
+            self._valid = lifter.gather(an.normalizer.space, an.normalizer.valid)
+            self._valid.setflags(write=False)
+        return self._valid
+
+    @property
+    def fires_table(self) -> np.ndarray:
+        """``fires[event, state_id]``: whether the event's guard holds (read-only)."""
+        if self._fires is None:
+            an = self._require_analysis("fires")
+            full, lifter = self._lifter()
+            out = np.empty((len(self.events), self.size), dtype=bool)
+            for e in an.compiled.events:
+                lifter.gather(e.space, e.fires, out=out[e.index])
+            out.setflags(write=False)
+            self._fires = out
+        return self._fires
+
+    def _require_analysis(self, what: str) -> Analysis:
+        if self._analysis is None:
+            raise MachineUsageError(f"this machine was loaded without its {what} table")
+        return self._analysis
 
     # ------------------------------------------------------------ lookups
 
@@ -123,9 +187,6 @@ class Machine:
         if not isinstance(state, State) or state._machine is not self:
             raise MachineUsageError(f"{state!r} is not a state of machine {self.name!r}")
         return state._id
-
-    def _d_id(self, sid: int) -> int:
-        return sum(((sid // w) % r) * s for s, w, r in self._d_weights)
 
     # ------------------------------------------------------------ API
 
@@ -156,23 +217,17 @@ class Machine:
         return State(self, sid)
 
     def is_valid(self, state: State) -> bool:
-        return bool(self._d_valid[self._d_id(self._own(state))])
+        return bool(self.valid_table[self._own(state)])
 
     def normalize(self, state: State) -> State:
         """The normal form: repairs applied, first failing invariant first."""
-        sid = self._own(state)
-        return State(self, int(sid + self._d_nf_delta[self._d_id(sid)]))
+        return State(self, int(self.nf_table[self._own(state)]))
 
     def enabled(self, state: State) -> list[str]:
         """Events whose guard holds at ``state``."""
         sid = self._own(state)
-        out = []
-        for name, (space, fires) in zip(self.events, self._fires):
-            local = sum(((sid // self._weights[v]) % self.vars[v].size) * space.stride[v]
-                        for v in space.vars)
-            if fires[local]:
-                out.append(name)
-        return out
+        fires = self.fires_table
+        return [name for i, name in enumerate(self.events) if fires[i, sid]]
 
     def encode(self, values: Mapping[Any, Any]) -> State:
         """The state with these values; every var must be given."""
@@ -215,6 +270,20 @@ class Machine:
     def tables(self) -> np.ndarray:
         """All step tables, shape (events, states), read-only."""
         return self._step
+
+    # ------------------------------------------------------------ files
+
+    def export(self, path: str, **options: Any) -> None:
+        """Write the machine to ``path`` (``.json``, ``.json.gz`` or the compact
+        binary ``.cvm``); see ``convergent.export``."""
+        from .export import export_machine
+        export_machine(self, path, **options)
+
+    @classmethod
+    def load(cls, path: str, **options: Any) -> Machine:
+        """Load a machine written by ``export`` (or a gsm JSON export)."""
+        from .export import load_machine
+        return load_machine(path, **options)
 
     def __repr__(self) -> str:
         return (f"Machine({self.name!r}, vars={len(self.vars)}, events={len(self.events)}, "
