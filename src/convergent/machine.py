@@ -74,7 +74,8 @@ class Machine:
         return cls._from_tables(
             name=cm.spec.name, version=cm.spec.version, vars=tuple(cm.m.vars),
             events=tuple(e.name for e in cm.events), step=an.step,
-            initial_id=an.initial_id, report=an.report, analysis=an)
+            initial_id=an.initial_id, report=an.report, analysis=an,
+            independent=cm.spec.independent, policy_digest=an.report.policy_digest)
 
     @classmethod
     def _from_tables(cls, *, name: str, version: int, vars: tuple[Var, ...],
@@ -82,7 +83,9 @@ class Machine:
                      report: Report | None, nf: np.ndarray | None = None,
                      valid: np.ndarray | None = None, fires: np.ndarray | None = None,
                      analysis: Analysis | None = None,
-                     meta: dict[str, Any] | None = None) -> Machine:
+                     meta: dict[str, Any] | None = None,
+                     independent: Iterable[tuple[str, str]] = (),
+                     policy_digest: str = "") -> Machine:
         """A machine over ready tables: ``step`` (E, N); ``nf``/``valid``/``fires``
         (full tables) are computed from ``analysis`` on first use when absent."""
         self = object.__new__(cls)
@@ -92,6 +95,11 @@ class Machine:
         self.events = events
         self.report = report
         self.meta = dict(meta or {})
+        #: verified independent pairs: these commute at every state in scope
+        self.independent: frozenset[frozenset[str]] = frozenset(
+            frozenset(p) for p in independent)
+        #: SHA-256 of the machine's meaning (see engine/digest.py)
+        self.policy_digest = policy_digest
         self._step = step
         if step.flags.writeable:
             step.setflags(write=False)
@@ -195,6 +203,14 @@ class Machine:
         if state.__class__ is not State or state._machine is not self:
             self._own(state)
         return State(self, int(self._step[self._event(event), state._id]))
+
+    def commutes(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` form a verified independent pair."""
+        return frozenset((a, b)) in self.independent
+
+    def state_digest(self, state: State) -> str:
+        from .engine.digest import state_digest
+        return state_digest(self.policy_digest, self.decode(state))
 
     def apply_id(self, state_id: int, event: str | int) -> int:
         """``apply`` on raw state ids: the fastest path, for hot loops."""

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import BuildError
 from ..spec.model import MachineSpec
 from .compile import CompiledEvent, CompiledMachine, compile_machine
+from .digest import policy_digest
 from .decode import describe_state, full_to_state, local_to_state
 from .normalize import Normalizer
 from .report import (
@@ -187,9 +188,11 @@ class _Checker:
                          "repair_writes": [cm.m.vars[w].name for w in i.repair.writes]}
                 for i in cm.invariants}
         self.seconds["total"] = round(time.perf_counter() - self._t0, 6)
+        digest = policy_digest(cm)
+        self.seconds["total"] = round(time.perf_counter() - self._t0, 6)
         return Report(cm.spec.name, verdict, self.scope, self.strict, states, wfc, cc1, cc2,
                       fps, ifps, findings, warnings, dict(self.seconds), initial,
-                      [e.name for e in cm.events], cm.spec.version)
+                      [e.name for e in cm.events], cm.spec.version, digest)
 
     def _initial_id(self) -> int:
         full_id = 0

@@ -146,6 +146,7 @@ class Report:
     initial: State
     events: list[str]
     version: int = 1
+    policy_digest: str = ""
 
     @property
     def ok(self) -> bool:
@@ -157,6 +158,7 @@ class Report:
             "machine": self.machine,
             "version": self.version,
             "verdict": self.verdict,
+            "policy_digest": self.policy_digest,
             "scope": self.scope,
             "strict": self.strict,
             "states": self.states.to_dict(),
