@@ -180,8 +180,8 @@ def _extend(sub: Any) -> None:
         except ImportError as exc:
             if exc.name and not exc.name.startswith("convergent"):
                 continue  # an optional dependency is missing: the command is absent
-            if exc.name == modname:
-                continue
+            if exc.name and (modname == exc.name or modname.startswith(exc.name + ".")):
+                continue  # the layer is not installed
             raise
         register: Callable[[Any], None] = getattr(mod, "register")
         register(sub)
