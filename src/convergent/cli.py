@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -58,7 +59,6 @@ def _load_target(target: str) -> Any:
     if ":" in target and not os.path.exists(target):
         mod_name, _, attr = target.partition(":")
         if mod_name.endswith(".py") or os.sep in mod_name:
-            import importlib.util
             path = os.path.abspath(mod_name)
             if not os.path.exists(path):
                 raise ConvergentError(f"{mod_name}: no such file")

@@ -68,6 +68,18 @@ class Machine:
         raise TypeError("build a Machine with Registry.build() or load one with Machine.load()")
 
     @classmethod
+    def from_spec(cls, spec: Any, *, scope: str = "reachable", strict: bool = False,
+                  progress: Any = None) -> Machine:
+        """Verify and build a MachineSpec (e.g. from ``load_spec``); raises
+        ConvergenceError(report) when the proof fails."""
+        from .engine.check import analyze
+        from .errors import ConvergenceError
+        an = analyze(spec, scope=scope, strict=strict, progress=progress)
+        if not an.report.ok:
+            raise ConvergenceError(an.report)
+        return cls._from_analysis(an)
+
+    @classmethod
     def _from_analysis(cls, an: Analysis) -> Machine:
         assert an.step is not None and an.initial_id is not None
         cm = an.compiled
