@@ -128,7 +128,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec = target.spec() if isinstance(target, Registry) else target
     progress = _Progress(enabled=not args.json and sys.stderr.isatty())
     try:
-        report = check(spec, scope=args.scope, strict=args.strict, progress=progress)
+        report = check(spec, scope=args.scope, strict=args.strict, progress=progress,
+                       independent=args.independent)
     finally:
         progress.close()
     if args.json:
@@ -163,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="states where CC1 must hold (default: reachable)")
     c.add_argument("--strict", action="store_true",
                    help="also require CC2 and CC1 at every valid state")
+    c.add_argument("--independent", choices=("declared", "auto"), default="declared",
+                   help="declared: check the spec's pairs (default); auto: find every pair "
+                        "that commutes and report the rest as causal-order obligations")
     c.set_defaults(func=cmd_check)
     e = sub.add_parser("explain", help="explain a check code (WFC, CC1, CC2)",
                        description="Explain a check code. Example: convergent explain CC1")

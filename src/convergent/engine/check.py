@@ -67,9 +67,13 @@ class Analysis:
 
 class _Checker:
     def __init__(self, spec: MachineSpec, scope: str, strict: bool,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, independent: str = "declared") -> None:
         if scope not in ("reachable", "all"):
             raise ValueError(f"scope={scope!r} (expected 'reachable' or 'all')")
+        if independent not in ("declared", "auto"):
+            raise ValueError(f"independent={independent!r} (expected 'declared' or 'auto')")
+        self.independent = independent
+        self.delivery: dict[str, Any] | None = None
         self.spec = spec
         self.scope = scope
         self.strict = strict
@@ -161,8 +165,20 @@ class _Checker:
         reach, parent, pev, depth = self._reach(step, s0)
         self.reach_depth = depth
         self.lap("reachability")
-        cc1 = self._cc1(step, reach, parent, pev, depth)
+        facts = self._all_pairs(step, reach, depth)
+        pairs = list(self.spec.independent)
+        if self.independent == "auto":
+            declared = [] if self.spec.independent_all else pairs
+            commuting = [(a.name, b.name) for i, a in enumerate(self.cm.events)
+                         for b in self.cm.events[i + 1:]
+                         if self._commutes(facts[frozenset((a.name, b.name))])]
+            dset = {frozenset(p) for p in declared}
+            pairs = list(declared) + [p for p in commuting if frozenset(p) not in dset]
+        self.checked_pairs = pairs
+        cc1 = self._cc1(step, parent, pev, facts, pairs)
         self.lap("cc1")
+        self.delivery = self._delivery(facts, reach, pairs)
+        self.lap("delivery")
         cc2 = self._cc2()
         self.lap("cc2")
         findings = self._findings(reach, n_valid)
@@ -174,9 +190,66 @@ class _Checker:
                               StateCounts(n_total, n_valid, int(len(reach))), wfc, cc1, cc2,
                               findings, warnings, full_to_state(cm, s0))
         an = Analysis(report, cm, norm, full, step, s0, reach)
+        an.extra["independent"] = [tuple(p) for p in pairs]
         an.extra["parent"] = parent
         an.extra["parent_event"] = pev
         return an
+
+    def _commutes(self, fact: tuple[int | None, tuple[int, int] | None]) -> bool:
+        fmin, rbest = fact
+        return rbest is None if self.scope == "reachable" else fmin is None
+
+    def _delivery(self, facts: dict[frozenset[str], tuple[int | None, tuple[int, int] | None]],
+                  reach: np.ndarray, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+        cm = self.cm
+        idem = self._idempotence(reach)
+        not_idem = []
+        for name, (fa, fr) in idem.items():
+            wit = fr if self.scope == "reachable" else fa
+            if wit is not None:
+                not_idem.append({"event": name, "state": full_to_state(cm, wit)})
+        declared = {frozenset(p) for p in pairs}
+        order = []
+        obligations = []
+        errors = []
+        for i, a in enumerate(cm.events):
+            for b in cm.events[i + 1:]:
+                key = frozenset((a.name, b.name))
+                ok = self._commutes(facts[key])
+                order.append({"events": [a.name, b.name], "commutes": ok,
+                              "commutes_all_valid": facts[key][0] is None,
+                              "declared": key in declared})
+                if not ok:
+                    (errors if key in declared else obligations).append([a.name, b.name])
+        need_dedup = [d["event"] for d in not_idem]
+        words = [f"Guaranteed: every replica that has applied the same set of events of "
+                 f"{cm.spec.name!r} holds the same valid state"
+                 + (", provided the obligations below are met." if (need_dedup or obligations)
+                    else ".")]
+        if need_dedup:
+            words.append("You must deduplicate these events (apply each at most once): "
+                         + ", ".join(need_dedup) + ".")
+        else:
+            words.append("Every event is idempotent: at-least-once delivery is safe.")
+        if obligations:
+            words.append("You must deliver in causal order (the issuer of one has seen the "
+                         "other) these pairs, which do not commute: "
+                         + ", ".join(f"{a}/{b}" for a, b in obligations) + ".")
+        if errors:
+            words.append("Declared independent but NOT commuting (the check fails): "
+                         + ", ".join(f"{a}/{b}" for a, b in errors) + ".")
+        words.append("Not covered: events outside this machine, lost events (a replica "
+                     "that never receives an event cannot apply it), and states created "
+                     "other than by events from the initial state"
+                     + (" (use --scope all)." if self.scope == "reachable" else "."))
+        return {"scope": self.scope, "mode": self.independent,
+                "idempotent": {k: (v[1] if self.scope == "reachable" else v[0]) is None
+                               for k, v in idem.items()},
+                "not_idempotent": not_idem, "order": order,
+                "causal_order_required": obligations, "errors": errors,
+                "auto_independent": ([list(p) for p in pairs] if self.independent == "auto"
+                                     else None),
+                "contract": " ".join(words)}
 
     def _report(self, verdict: str, states: StateCounts, wfc: WFCResult, cc1: CC1Result | None,
                 cc2: CC2Result | None, findings: Findings | None, warnings: list[str],
@@ -192,7 +265,7 @@ class _Checker:
         self.seconds["total"] = round(time.perf_counter() - self._t0, 6)
         return Report(cm.spec.name, verdict, self.scope, self.strict, states, wfc, cc1, cc2,
                       fps, ifps, findings, warnings, dict(self.seconds), initial,
-                      [e.name for e in cm.events], cm.spec.version, digest)
+                      [e.name for e in cm.events], cm.spec.version, digest, self.delivery)
 
     def _initial_id(self) -> int:
         full_id = 0
@@ -283,50 +356,72 @@ class _Checker:
 
     # ------------------------------------------------------------ CC1
 
-    def _cc1(self, step: np.ndarray, reach: np.ndarray, parent: np.ndarray, pev: np.ndarray,
-             depth: np.ndarray) -> CC1Result:
-        cm, full = self.cm, self.full
+    def _pair(self, step: np.ndarray, reach: np.ndarray, depth: np.ndarray,
+              a: CompiledEvent, b: CompiledEvent) -> tuple[int | None, tuple[int, int] | None]:
+        """For one pair: (smallest failing full id at any valid state, and
+        (BFS depth, full id) of the shallowest failing reachable state)."""
+        full = self.full
+        sp = self.space_of(a.space.vars, b.space.vars)
+        if sp.size == full.size:
+            sa, sb = step[a.index], step[b.index]
+            valid = self._full_valid()
+        else:
+            sa = self.event_on(a, sp).step
+            sb = self.event_on(b, sp).step
+            valid = self.valid_on(sp)
+        bad = sb[sa] != sa[sb]
+        bad &= valid
+        if not bad.any():
+            return None, None
+        locs = np.flatnonzero(bad)
+        fids = locs if sp.size == full.size else sp.embed(locs, full)
+        fmin = int(fids.min())
+        proj = reach if sp.size == full.size else full.project(sp, reach)
+        hit = bad[proj]
+        if not hit.any():
+            return fmin, None
+        ids = reach[hit]
+        ds = depth[ids]
+        dmin = int(ds.min())
+        return fmin, (dmin, int(ids[ds == dmin].min()))
+
+    def _all_pairs(self, step: np.ndarray, reach: np.ndarray, depth: np.ndarray
+                   ) -> dict[frozenset[str], tuple[int | None, tuple[int, int] | None]]:
+        """Commutation facts for every pair of distinct events: what CC1 reads
+        for the declared pairs, and what the delivery contract reads for all."""
+        evs = self.cm.events
+        out = {}
+        total = len(evs) * (len(evs) - 1) // 2
+        k = 0
+        for i in range(len(evs)):
+            for j in range(i + 1, len(evs)):
+                out[frozenset((evs[i].name, evs[j].name))] = self._pair(
+                    step, reach, depth, evs[i], evs[j])
+                k += 1
+                self.tick("pairs", k, total)
+        return out
+
+    def _cc1(self, step: np.ndarray, parent: np.ndarray, pev: np.ndarray,
+             facts: dict[frozenset[str], tuple[int | None, tuple[int, int] | None]],
+             pairs: list[tuple[str, str]]) -> CC1Result:
+        cm = self.cm
         index = {e.name: e for e in cm.events}
-        pairs = list(self.spec.independent)
         best_reach: tuple[int, int, int] | None = None   # (depth, pair index, full id)
         best_all: tuple[int, int] | None = None          # (pair index, full id)
         failing_r: list[tuple[str, str]] = []
         failing_a: list[tuple[str, str]] = []
-        reach_sorted = None
         for k, (an, bn) in enumerate(pairs):
-            a, b = index[an], index[bn]
-            sp = self.space_of(a.space.vars, b.space.vars)
-            if sp.size == full.size:
-                sa, sb = step[a.index], step[b.index]
-                valid = self._full_valid()
-            else:
-                sa = self.event_on(a, sp).step
-                sb = self.event_on(b, sp).step
-                valid = self.valid_on(sp)
-            bad = sb[sa] != sa[sb]
-            bad &= valid
-            self.tick("cc1", k + 1, len(pairs))
-            if not bad.any():
+            fmin, rbest = facts[frozenset((an, bn))]
+            if fmin is None:
                 continue
             failing_a.append((an, bn))
-            locs = np.flatnonzero(bad)
-            fids = locs if sp.size == full.size else sp.embed(locs, full)
-            fmin = int(fids.min())
             if best_all is None or (k, fmin) < best_all:
                 best_all = (k, fmin)
-            # which reachable states project onto a failing local state?
-            proj = reach if sp.size == full.size else full.project(sp, reach)
-            hit = bad[proj]
-            if hit.any():
+            if rbest is not None:
                 failing_r.append((an, bn))
-                ids = reach[hit]
-                ds = depth[ids]
-                dmin = int(ds.min())
-                cand = int(ids[ds == dmin].min())
-                key = (dmin, k, cand)
+                key = (rbest[0], k, rbest[1])
                 if best_reach is None or key < best_reach:
                     best_reach = key
-        del reach_sorted
         ok_r = best_reach is None
         ok_a = best_all is None
 
@@ -350,6 +445,30 @@ class _Checker:
             return CC1Result(ok_r, "reachable", len(pairs), ok_r, ok_a, cex_r, cex_a,
                              failing_r, failing_a)
         return CC1Result(ok_a, "all", len(pairs), ok_r, ok_a, cex_a, cex_a, failing_r, failing_a)
+
+    # ------------------------------------------------------------ delivery contract
+
+    def _idempotence(self, reach: np.ndarray) -> dict[str, tuple[int | None, int | None]]:
+        """Per event: a state in scope (and a valid state) where applying it
+        twice differs from once, or None."""
+        out = {}
+        full = self.full
+        for e in self.cm.events:
+            sp = self.space_of(e.space.vars)
+            st = self.event_on(e, sp).step
+            bad = (st[st] != st) & self.valid_on(sp)
+            if not bad.any():
+                out[e.name] = (None, None)
+                continue
+            fids = sp.embed(np.flatnonzero(bad), full)
+            hit = bad[full.project(sp, reach)]
+            r = None
+            if hit.any():
+                ids = reach[hit]
+                ds = self.reach_depth[ids]
+                r = int(ids[ds == ds.min()].min())
+            out[e.name] = (int(fids.min()), r)
+        return out
 
     def _full_valid(self) -> np.ndarray:
         got = getattr(self, "_fv", None)
@@ -459,15 +578,21 @@ def _explain_error(cm: CompiledMachine, e: CompiledEvent, state: dict[str, Any])
 
 
 def analyze(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
-            progress: Progress | None = None) -> Analysis:
-    """Verify ``spec`` and keep the tables (what ``Registry.build`` runs on)."""
-    return _Checker(spec, scope, strict, progress).run()
+            progress: Progress | None = None, independent: str = "declared") -> Analysis:
+    """Verify ``spec`` and keep the tables (what ``Registry.build`` runs on).
+
+    ``independent="auto"``: instead of requiring every pair of ``spec.independent``
+    to commute when none was declared, find every pair that commutes, treat
+    those as independent and report the rest as causal-order obligations
+    (declared pairs must still commute)."""
+    return _Checker(spec, scope, strict, progress, independent).run()
 
 
 def check(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
-          progress: Progress | None = None) -> Report:
+          progress: Progress | None = None, independent: str = "declared") -> Report:
     """Verify ``spec``; never raises on a failed proof (read ``report.verdict``).
 
     Raises BuildError when the machine cannot be tabulated (overflow under
     ``overflow: error``, a lying declared footprint, a function that fails)."""
-    return analyze(spec, scope=scope, strict=strict, progress=progress).report
+    return analyze(spec, scope=scope, strict=strict, progress=progress,
+                   independent=independent).report

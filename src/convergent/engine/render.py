@@ -38,6 +38,11 @@ def _cc1_block(c: CC1Counterexample, indent: str) -> list[str]:
     return lines
 
 
+def _wrap(text: str, width: int, indent: str) -> str:
+    import textwrap
+    return ("\n" + indent).join(textwrap.wrap(text, width - len(indent)))
+
+
 def render_report(r: Report) -> str:
     out: list[str] = []
     out.append(f"{r.machine}: {r.verdict.upper()}"
@@ -97,6 +102,8 @@ def render_report(r: Report) -> str:
         if f.saturating:
             names = [d.get("event") or f"repair of {d.get('repair')}" for d in f.saturating]
             out.append(f"  note      int assignments that saturate at a bound: {', '.join(names)}")
+    if r.delivery is not None:
+        out.append("  contract  " + _wrap(r.delivery["contract"], 78, "            "))
     for w in r.warnings:
         out.append(f"  warning   {w}")
     out.append(f"  time      {r.seconds.get('total', 0.0):.3f} s")

@@ -147,6 +147,7 @@ class Report:
     events: list[str]
     version: int = 1
     policy_digest: str = ""
+    delivery: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -169,6 +170,7 @@ class Report:
             "footprints": self.footprints,
             "invariant_footprints": self.invariant_footprints,
             "findings": self.findings.to_dict() if self.findings else None,
+            "delivery": self.delivery,
             "warnings": self.warnings,
             "seconds": self.seconds,
         }
