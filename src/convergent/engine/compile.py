@@ -38,6 +38,8 @@ class CompiledEvent:
     fires: np.ndarray          # guard value over ``space``
     err: np.ndarray | None     # guard true and the assignment failed/overflowed
     sat: np.ndarray | None     # guard true and an int saturated
+    eval_err: np.ndarray | None  # the guard, or the assignment where the guard holds,
+                                 # cannot be evaluated (division by zero, an exception)
     reads: frozenset[int]
     writes: frozenset[int]
     source: Event
@@ -106,12 +108,16 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
     space = Space(m.radices, set(g.space.vars) | set(a.space.vars))
     fires, g_err = _lift_pred(g, space)
     a_new, a_err, a_sat = _lift_assign(a, space)
+    a_ev = None if a.eval_err is None else a.eval_err[space.project(a.space)]
     ids = space.ids.astype(np.int64)
     new = np.where(fires, a_new, ids)
     err = g_err
     if a_err is not None:
         err = (a_err & fires) if err is None else (err | (a_err & fires))
     sat = None if a_sat is None else (a_sat & fires)
+    eval_err = g_err
+    if a_ev is not None:
+        eval_err = (a_ev & fires) if eval_err is None else (eval_err | (a_ev & fires))
     # semantic footprint
     reads: set[int] = set()
     writes: set[int] = set()
@@ -120,7 +126,8 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
         if (fires & (nd != space.digits(w))).any():
             writes.add(w)
     for v in space.vars:
-        if varies(fires, space, v) or (err is not None and varies(err, space, v)):
+        if varies(fires, space, v) or (err is not None and varies(err, space, v)) \
+                or (eval_err is not None and varies(eval_err, space, v)):
             reads.add(v)
             continue
         for w in a.writes:
@@ -128,12 +135,14 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
                 reads.add(v)
                 break
     keep = reads | writes
-    small, (fires_s, err_s, sat_s), new_s = _reduce(space, keep, [fires, err, sat], new)
+    small, (fires_s, err_s, sat_s, ev_s), new_s = _reduce(space, keep,
+                                                          [fires, err, sat, eval_err], new)
     if new_s is None:
         new_s = new
     return CompiledEvent(ev.name, index, small, new_s.astype(small.dtype), fires_s,  # type: ignore[arg-type]
                          err_s if err_s is not None and err_s.any() else None,
                          sat_s if sat_s is not None and sat_s.any() else None,
+                         ev_s if ev_s is not None and ev_s.any() else None,
                          frozenset(reads), frozenset(writes), ev)
 
 
@@ -158,7 +167,7 @@ def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvar
             r_reads.add(v)
     rs, (re_, rsat), rnew = _reduce(r.space, r_reads | r_writes, [r.err, r.sat], r.new)
     r = AssignTable(rs, (rnew if rnew is not None else r.new).astype(rs.dtype),
-                    tuple(sorted(r_writes)), re_, rsat)
+                    tuple(sorted(r_writes)), re_, rsat, None)
     return CompiledInvariant(inv.name, index, h, r, frozenset(reads), inv)
 
 

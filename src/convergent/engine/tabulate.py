@@ -54,6 +54,7 @@ class AssignTable:
     writes: tuple[int, ...]
     err: np.ndarray | None = None
     sat: np.ndarray | None = None
+    eval_err: np.ndarray | None = None   # the evaluation itself failed (a subset of err)
 
 
 class _Machine:
@@ -130,20 +131,23 @@ def _expr_assignment(m: _Machine, asg: Assignment) -> AssignTable:
     new = space.ids.astype(np.int64)
     err: np.ndarray | None = None
     sat: np.ndarray | None = None
+    eval_err: np.ndarray | None = None
     for target, e in zip(asg.targets, asg.exprs):
         var = m.by_name[target]
         t = m.index[target]
         values, e_err = e.eval_vec(cols, n=space.size)  # type: ignore[call-arg]
         digits, outside = _to_digits(var, _broadcast(values, space.size))
         new += (digits - space.digits(t)) * space.stride[t]
-        err = _or(err, None if e_err is None else _broadcast(e_err, space.size))
+        e_mask = None if e_err is None else _broadcast(e_err, space.size)
+        err = _or(err, e_mask)
+        eval_err = _or(eval_err, e_mask)
         if outside is not None:
             if var.overflow == "error":
                 err = _or(err, outside)
             else:
                 sat = _or(sat, outside)
     writes = tuple(sorted(m.index[t] for t in asg.targets))
-    return AssignTable(space, new.astype(space.dtype), writes, err, sat)
+    return AssignTable(space, new.astype(space.dtype), writes, err, sat, eval_err)
 
 
 # ---------------------------------------------------------------- traced callables
@@ -233,11 +237,13 @@ def _traced_assignment(m: _Machine, asg: Assignment, what: str) -> AssignTable:
     new = ids.copy()
     err = np.zeros(space.size, dtype=bool)
     sat = np.zeros(space.size, dtype=bool)
-    n_ids, n_new, n_err, n_sat = (_nd(space, a) for a in (ids, new, err, sat))
+    ev_err = np.zeros(space.size, dtype=bool)
+    n_ids, n_new, n_err, n_sat, n_ev = (_nd(space, a) for a in (ids, new, err, sat, ev_err))
     for leaf in leaves:
         idx = _nd_index(space, leaf.path)
         if leaf.failed:
             n_err[idx] = True
+            n_ev[idx] = True
             continue
         sub_ids = n_ids[idx]
         delta = np.zeros(np.shape(sub_ids), dtype=np.int64)
@@ -254,7 +260,8 @@ def _traced_assignment(m: _Machine, asg: Assignment, what: str) -> AssignTable:
             delta += (digit - (sub_ids // space.stride[t]) % var.size) * space.stride[t]
         n_new[idx] = sub_ids + delta
     return AssignTable(space, new.astype(space.dtype), tuple(sorted(writes)),
-                       err if err.any() else None, sat if sat.any() else None)
+                       err if err.any() else None, sat if sat.any() else None,
+                       ev_err if ev_err.any() else None)
 
 
 def tabulate_predicate(m: _Machine, pred: Predicate, what: str) -> PredTable:

@@ -605,7 +605,7 @@ class _Checker:
             if var_type == want:
                 raise self.fail(node, f"ambiguous name '{name}': it is both a var and a value "
                                       f"of its type {describe_type(want)}",
-                                f"quote the value ('{name}') to mean the value")
+                                f"write '{name}' with quotes to mean the value")
             return _const_code(name, want)
         if var_type is not None:
             return _var_code(self.vars[name])
@@ -618,7 +618,7 @@ class _Checker:
         hints = []
         close = difflib.get_close_matches(name, list(self.vars), n=1)
         if close:
-            hints.append(f"did you mean '{close[0]}'?")
+            hints.append(f"did you mean '{close[0]}'")
         holders = [v for v, t in self.types.items() if isinstance(t, tuple) and name in t]
         if holders:
             hints.append(f"'{name}' is a value of {holders[0]}: write {holders[0]} == '{name}'")
@@ -678,16 +678,17 @@ class _Checker:
             raise self.fail(node.pos, f"cannot compare {describe_type(el)} with "
                                       f"{describe_type(er)}: '{self.snippet(node)}'",
                             "enums compare only with the same enum type")
-        if el is None and er is None:
-            # No enum side: type the side that needs no context first, so the
-            # message names the real problem (an unknown name, a type clash).
-            if left.kind == "str" and right.kind != "str":
-                b = self.check(right, None)
-                return self.check(left, b.type), b
-            a = self.check(left, None)
-            return a, self.check(right, a.type)
-        a = self.check(left, er)
-        b = self.check(right, el if el is not None else a.type)
+        if el is None and er is None and left.kind == "str" and right.kind != "str":
+            # Type the side that needs no context first, so the message names
+            # the real problem (an unknown name) rather than the quoted value.
+            b = self.infer(right, None)
+            a = self.infer(left, b.type)
+        else:
+            a = self.infer(left, er)
+            b = self.infer(right, el if el is not None else a.type)
+        if a.type != b.type:
+            raise self.fail(node.pos, f"cannot compare {describe_type(a.type)} with "
+                                      f"{describe_type(b.type)}: '{self.snippet(node)}'")
         return a, b
 
 
