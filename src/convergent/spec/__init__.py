@@ -15,7 +15,7 @@ from .model import (
     Var,
 )
 
-# from .registry import Registry
+from .registry import Registry
 
 __all__ = [
     "Assignment",
@@ -25,7 +25,7 @@ __all__ = [
     "Location",
     "MachineSpec",
     "Predicate",
-    # "Registry",
+    "Registry",
     "StateView",
     "Var",
     "compile_assignment",
