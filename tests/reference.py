@@ -9,7 +9,8 @@ Semantics (the contract, docs/spec-format.md, made explicit):
 
 * state id: mixed radix over the vars in spec order, FIRST var least
   significant; a var's digit is the index of its value in ``var.values``.
-* valid(s): every invariant's ``holds`` is true (all of them are evaluated).
+* valid(s): every invariant's ``holds`` is true, evaluated in list order up
+  to the first false one (like Python's ``all``).
 * rho(s), s invalid: the first failing invariant's repair, evaluated at s.
   Ints out of range saturate (``clamp``) or are a BuildError (``error``).
 * nf(s): rho repeatedly until valid; revisiting a state is a WFC failure.
@@ -21,6 +22,10 @@ Semantics (the contract, docs/spec-format.md, made explicit):
 * step_e(s) = nf(raw_e(s)); s0 = nf(initial); reachable = BFS over step_e.
 * CC1: step_b(step_a(s)) == step_a(step_b(s)) for each pair (a, b).
 * CC2: nf(raw_e(s)) == nf(raw_e(rho(s))) for every event e and invalid s.
+* findings: never_fire = events whose guard is false at every reachable state;
+  never_fail = invariants that never perform a repair during a reachable run
+  (never the first failing invariant on the repair chain of any raw_e(s), s
+  reachable); unreachable_valid = valid - reachable.
 """
 
 from __future__ import annotations
@@ -150,6 +155,7 @@ class RefResult:
     cc2_failures: list[tuple[int, int, int, int]] | None = None  # (event, sid, direct, after)
     never_fire: list[str] | None = None
     never_fail: list[str] | None = None
+    never_fail_holds: list[str] | None = None
 
     # -- derived --------------------------------------------------------------
     @property
@@ -292,14 +298,15 @@ def reference_check(spec: MachineSpec, scope: str = "reachable", strict: bool = 
     invs = spec.invariants
     events = spec.events
 
-    # valid(s), and the first failing invariant (every holds evaluated everywhere)
+    # valid(s), and the first failing invariant: holds are evaluated in list
+    # order and stop at the first false one (a later holds that cannot be
+    # evaluated where an earlier invariant already fails is never needed)
     valid: list[bool] = []
     first_failing: list[int | None] = []
     for sid in range(n):
-        results = [m.holds(i, sid) for i in range(len(invs))]
         first = None
-        for i, ok in enumerate(results):
-            if not ok:
+        for i in range(len(invs)):
+            if not m.holds(i, sid):
                 first = i
                 break
         valid.append(first is None)
@@ -413,6 +420,18 @@ def reference_check(spec: MachineSpec, scope: str = "reachable", strict: bool = 
     result.never_fire = [ev.name for e, ev in enumerate(events)
                          if not any(m.guard(e, sid) for sid in reachable)]
     produced = {raw_valid[e][sid] for e in range(len(events)) for sid in reachable}
-    result.never_fail = [inv.name for i, inv in enumerate(invs)
-                         if all(m.holds(i, sid) for sid in produced)]
+    # never_fail: the invariant never performs a repair during a reachable run,
+    # i.e. it is never the first failing one at any state of the repair chain
+    # from raw_e(s), s reachable (the normalization of `initial` is not a run step)
+    repairing = set()
+    for sid in produced:
+        cur = sid
+        while not valid[cur]:
+            repairing.add(first_failing[cur])
+            cur = rho[cur]
+    result.never_fail = [inv.name for i, inv in enumerate(invs) if i not in repairing]
+    # the stricter reading: its holds is true at every raw_e(s) (an invariant
+    # shadowed by an earlier failing one is not in this list, but is above)
+    result.never_fail_holds = [inv.name for i, inv in enumerate(invs)
+                               if all(m.holds(i, sid) for sid in produced)]
     return result

@@ -396,8 +396,19 @@ def _comparison(draw: Any, vs: tuple[GVar, ...], depth: int) -> tuple:
     kinds = ["int", "int", "bool"] + [v.type for v in vs if v.kind == "enum"]
     ty = draw(st.sampled_from(kinds))
     ops = ["==", "!=", "<", "<=", ">", ">="] if ty == "int" else ["==", "!="]
-    return ("cmp", draw(st.sampled_from(ops)), _expr(draw, ty, vs, depth),
-            _expr(draw, ty, vs, depth))
+    left, right = _expr(draw, ty, vs, depth), _expr(draw, ty, vs, depth)
+    if isinstance(ty, tuple) and not (_anchored(left) or _anchored(right)):
+        # two quoted values have no enum to belong to: a type error, so one
+        # side names the var
+        left = ("var", ty[1])
+    return ("cmp", draw(st.sampled_from(ops)), left, right)
+
+
+def _anchored(node: tuple) -> bool:
+    """An enum expression whose enum is known without context (it names a var)."""
+    if node[0] == "var":
+        return True
+    return node[0] == "if" and (_anchored(node[2]) or _anchored(node[3]))
 
 
 def _assignment(draw: Any, vs: tuple[GVar, ...], max_targets: int, depth: int,

@@ -479,8 +479,30 @@ class _Checker:
 
     # ------------------------------------------------------------ CC2
 
+    def _cc2_evaluable(self) -> None:
+        """CC2 evaluates every event at every invalid state s and at rho(s):
+        an evaluation error there is a build error, as wherever an assignment
+        is evaluated (checked for all events before any verdict)."""
+        cm, norm = self.cm, self.norm
+        for e in cm.events:
+            if e.eval_err is None:
+                continue
+            sp = self.space_of(e.space.vars)
+            pd = sp.project(norm.space)
+            invalid = ~norm.valid[pd]
+            rho = (sp.ids.astype(np.int64) + norm.rho_delta(sp)[pd]).astype(sp.dtype)
+            ev = e.eval_err[sp.project(e.space)]
+            broken = invalid & (ev | ev[rho])
+            if broken.any():
+                local = int(np.flatnonzero(broken)[0])
+                state = local_to_state(cm, sp, local)
+                raise BuildError(f"event {e.name!r} cannot be evaluated at the invalid "
+                                 f"state {describe_state(state)} (or after one repair "
+                                 "of it), which CC2 needs", name=e.name, state=state)
+
     def _cc2(self) -> CC2Result:
         cm, norm = self.cm, self.norm
+        self._cc2_evaluable()
         best: tuple[int, int, int] | None = None
         best_space: Space | None = None
         for e in cm.events:
@@ -491,17 +513,6 @@ class _Checker:
             if not invalid.any():
                 continue
             rho = (sp.ids.astype(np.int64) + norm.rho_delta(sp)[pd]).astype(sp.dtype)
-            if e.eval_err is not None:
-                # CC2 evaluates the event at s and at rho(s): an evaluation error
-                # there is a build error, as wherever an assignment is evaluated
-                ev = e.eval_err[sp.project(e.space)]
-                broken = invalid & (ev | ev[rho])
-                if broken.any():
-                    local = int(np.flatnonzero(broken)[0])
-                    state = local_to_state(cm, sp, local)
-                    raise BuildError(f"event {e.name!r} cannot be evaluated at the invalid "
-                                     f"state {describe_state(state)} (or after one repair "
-                                     "of it), which CC2 needs", name=e.name, state=state)
             bad = invalid & (loc.step != loc.step[rho])
             if bad.any():
                 locs = np.flatnonzero(bad)

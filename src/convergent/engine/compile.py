@@ -130,7 +130,7 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
                 or (eval_err is not None and varies(eval_err, space, v)):
             reads.add(v)
             continue
-        for w in a.writes:
+        for w in writes:  # a var never changed needs no input: its value stays
             if varies(space.digits_of(a_new, w), space, v, mask=fires):
                 reads.add(v)
                 break
@@ -163,7 +163,7 @@ def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvar
         if r.err is not None and varies(r.err, r.space, v):
             r_reads.add(v)
             continue
-        if any(varies(r.space.digits_of(r.new, w), r.space, v) for w in r.writes):
+        if any(varies(r.space.digits_of(r.new, w), r.space, v) for w in r_writes):
             r_reads.add(v)
     rs, (re_, rsat), rnew = _reduce(r.space, r_reads | r_writes, [r.err, r.sat], r.new)
     r = AssignTable(rs, (rnew if rnew is not None else r.new).astype(rs.dtype),
