@@ -176,3 +176,24 @@ def test_run_agrees_with_a_python_simulation(events) -> None:
             s["status"] = "pending"
         state = s
     assert m.run(events).to_dict() == state
+
+
+def test_wfc_failure_names_the_loop_and_how_to_reach_it() -> None:
+    r = Registry("thermostat")
+    mode = r.enum("mode", "idle", "heat", "cool")
+    cold, hot = r.bool("too_cold"), r.bool("too_hot")
+    r.invariant("cold_means_heat", holds=lambda s: not s[cold] or s[mode] == "heat",
+                repair=lambda s: s.set(mode, "heat"))
+    r.invariant("hot_means_cool", holds=lambda s: not s[hot] or s[mode] == "cool",
+                repair=lambda s: s.set(mode, "cool"))
+    r.event("sense_cold", apply=lambda s: s.set(cold, True))
+    r.event("sense_hot", apply=lambda s: s.set(hot, True))
+    report = r.check()
+    assert report.verdict == "fail" and not report.wfc.ok
+    cx = report.wfc.counterexample
+    assert cx.state["too_cold"] and cx.state["too_hot"]
+    assert sorted(cx.repairs) == ["cold_means_heat", "hot_means_cool"]
+    assert sorted(cx.trace) == ["sense_cold", "sense_hot"]
+    assert report.cc1 is None and report.to_dict()["cc1"]["ok"] is None
+    with pytest.raises(ConvergenceError, match="WFC"):
+        r.build()

@@ -139,9 +139,21 @@ class _Checker:
         init_id = self._initial_id()
         if norm.wfc_failure is not None:
             f = norm.wfc_failure
-            wfc = WFCResult(False, None, WFCCounterexample(
-                local_to_state(cm, norm.space, f.state),
-                [local_to_state(cm, norm.space, s) for s in f.cycle], f.repairs))
+            state = local_to_state(cm, norm.space, f.state)
+            cycle_local, repairs = f.cycle, f.repairs
+            found = self._wfc_trace(init_id)
+            trace = None
+            if found is not None:
+                trace, full_id = found
+                state = full_to_state(cm, full_id)
+                cycle_local, repairs = norm.cycle_from(
+                    int(full.project(norm.space, np.array([full_id]))[0]))
+            cycle = []
+            for loc in cycle_local:
+                st = local_to_state(cm, norm.space, loc)
+                cycle.append({k: (st[k] if k in {cm.m.vars[v].name for v in norm.space.vars}
+                                  else state[k]) for k in state})
+            wfc = WFCResult(False, None, WFCCounterexample(state, cycle, repairs, trace))
             report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
                                   None, warnings, full_to_state(cm, init_id))
             return Analysis(report, cm, norm, full, None, None)
@@ -250,6 +262,41 @@ class _Checker:
                 "auto_independent": ([list(p) for p in pairs] if self.independent == "auto"
                                      else None),
                 "contract": " ".join(words)}
+
+    def _wfc_trace(self, init_id: int) -> tuple[list[str], int] | None:
+        """When repairs loop: the shortest run of events from the initial state
+        whose last event lands in a looping state (steps are computed on the
+        fly from the events' local tables; no full table exists yet)."""
+        cm, norm, full = self.cm, self.norm, self.full
+        nf_delta = norm.nf_delta(full)
+        d0 = int(full.project(norm.space, np.array([init_id]))[0])
+        if norm.cycling[d0]:
+            return [], init_id
+        start = int(init_id + nf_delta[d0])
+        parent: dict[int, tuple[int, int]] = {start: (-1, -1)}
+        frontier = np.array([start], dtype=np.int64)
+        deltas = [e.space.restride(e.new, full) for e in cm.events]
+        while len(frontier) and len(parent) <= 2_000_000:
+            nxt = []
+            for e in cm.events:
+                raw = frontier + deltas[e.index][full.project(e.space, frontier)]
+                d = full.project(norm.space, raw)
+                bad = norm.cycling[d]
+                if bad.any():
+                    k = int(np.flatnonzero(bad)[0])
+                    trace = [e.name]
+                    s = int(frontier[k])
+                    while parent[s][0] >= 0:
+                        s, ev = parent[s]
+                        trace.append(cm.events[ev].name)
+                    return trace[::-1], int(raw[k])
+                after = raw + nf_delta[d]
+                for src, dst in zip(frontier.tolist(), after.tolist()):
+                    if dst not in parent:
+                        parent[dst] = (src, e.index)
+                        nxt.append(dst)
+            frontier = np.array(nxt, dtype=np.int64)
+        return None
 
     def _report(self, verdict: str, states: StateCounts, wfc: WFCResult, cc1: CC1Result | None,
                 cc2: CC2Result | None, findings: Findings | None, warnings: list[str],

@@ -116,6 +116,19 @@ class Normalizer:
         self.depth = depth
         self.nf = nf
 
+    def cycle_from(self, local: int) -> tuple[list[int], list[str]]:
+        """The repair path from a looping state: the states up to and around
+        the cycle, and the invariant repaired at each step."""
+        seen: dict[int, int] = {}
+        path: list[int] = []
+        x = local
+        while x not in seen:
+            seen[x] = len(path)
+            path.append(x)
+            x = int(self.rho[x])
+        names = [self.cm.invariants[int(self.first_fail[s])].name for s in path]
+        return path, names
+
     def _has_cycle(self, active: np.ndarray) -> bool:
         """Pointer doubling: after >= n steps a terminating chain is valid."""
         j = self.rho.copy()

@@ -61,8 +61,9 @@ def render_report(r: Report) -> str:
         cx = r.wfc.counterexample
         if cx is not None:
             out.append(f"            from {_state(cx.state)}")
-            out.append(f"            repairs cycle: {' -> '.join(cx.repairs)} -> "
-                       f"{cx.repairs[0]} ...")
+            if cx.trace is not None:
+                out.append(f"            reached by  {' -> '.join(cx.trace) or '(the initial state)'}")
+            out.append(f"            repairs:    {' -> '.join(cx.repairs)} -> ... (forever)")
         out.append("  CC1, CC2  not checked (normalization is undefined while WFC fails)")
     if r.cc1 is not None:
         c = r.cc1
