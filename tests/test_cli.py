@@ -114,3 +114,14 @@ def test_json_is_silent_on_stderr_and_has_contract_keys() -> None:
     assert rep["footprints"]["ship_item"] == {"reads": ["status", "inventory"],
                                               "writes": ["status", "inventory"]}
     assert rep["states"] == {"total": 48, "valid": 42, "reachable": 18}
+
+
+def test_relational_schema_target() -> None:
+    p = cli("check", "examples/relational_agent.py:CRAWLER")
+    assert p.returncode == 0, p.stderr
+    assert "relational schema 'crawler'" in p.stdout
+    p = cli("check", "examples/relational_agent.py:CRAWLER", "--json")
+    assert p.returncode == 0
+    rep = json.loads(p.stdout)
+    assert rep["kind"] == "relational" and rep["verdict"] == "pass"
+    assert rep["schema"] == "crawler" and isinstance(rep["findings"], list)

@@ -8,6 +8,7 @@ build error).
 from __future__ import annotations
 
 import argparse
+import json
 import importlib
 import importlib.util
 import os
@@ -81,19 +82,22 @@ def _load_target(target: str) -> Any:
         if not isinstance(obj, (Registry, MachineSpec)) and callable(obj) \
                 and not isinstance(obj, type):
             obj = obj()
-        if isinstance(obj, (Registry, MachineSpec)):
+        if isinstance(obj, (Registry, MachineSpec)) or _is_relational_schema(obj):
             return obj
-        try:  # a relational schema
-            from .relational.static import to_machine_spec  # type: ignore[import-not-found]
-            return to_machine_spec(obj)
-        except (ImportError, TypeError, AttributeError):
-            pass
-        raise ConvergentError(f"{target} is a {type(obj).__name__}, expected a Registry or "
-                              "a MachineSpec")
+        raise ConvergentError(f"{target} is a {type(obj).__name__}, expected a Registry, "
+                              "a MachineSpec or a relational Schema")
     if not os.path.exists(target):
         raise ConvergentError(f"{target}: no such file")
     from .spec.loader import load_spec
     return load_spec(target)
+
+
+def _is_relational_schema(obj: Any) -> bool:
+    try:
+        from .relational.schema import Schema
+    except ImportError:  # pragma: no cover - the layer is part of the package
+        return False
+    return isinstance(obj, Schema)
 
 
 class _Progress:
@@ -125,6 +129,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .engine.check import check
     from .spec.registry import Registry
     target = _load_target(args.spec)
+    if _is_relational_schema(target):
+        from .relational.static import analyze as analyze_schema
+        rel = analyze_schema(target)
+        print(json.dumps(rel.to_dict(), indent=2) if args.json else rel.render_text())
+        return 0 if rel.ok else 1
     spec = target.spec() if isinstance(target, Registry) else target
     progress = _Progress(enabled=not args.json and sys.stderr.isatty())
     try:

@@ -140,20 +140,23 @@ class _Checker:
         if norm.wfc_failure is not None:
             f = norm.wfc_failure
             state = local_to_state(cm, norm.space, f.state)
-            cycle_local, repairs = f.cycle, f.repairs
+            before, cycle_local, repairs = [], f.cycle, f.repairs
             found = self._wfc_trace(init_id)
             trace = None
             if found is not None:
                 trace, full_id = found
                 state = full_to_state(cm, full_id)
-                cycle_local, repairs = norm.cycle_from(
+                before, cycle_local, repairs = norm.cycle_from(
                     int(full.project(norm.space, np.array([full_id]))[0]))
-            cycle = []
-            for loc in cycle_local:
+            dnames = {cm.m.vars[v].name for v in norm.space.vars}
+
+            def as_full(loc: int) -> dict[str, Any]:
                 st = local_to_state(cm, norm.space, loc)
-                cycle.append({k: (st[k] if k in {cm.m.vars[v].name for v in norm.space.vars}
-                                  else state[k]) for k in state})
-            wfc = WFCResult(False, None, WFCCounterexample(state, cycle, repairs, trace))
+                return {k: (st[k] if k in dnames else state[k]) for k in state}
+
+            cycle = [as_full(loc) for loc in cycle_local]
+            path = [as_full(loc) for loc in before]
+            wfc = WFCResult(False, None, WFCCounterexample(state, cycle, repairs, trace, path))
             report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
                                   None, warnings, full_to_state(cm, init_id))
             return Analysis(report, cm, norm, full, None, None)

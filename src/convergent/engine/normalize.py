@@ -116,9 +116,9 @@ class Normalizer:
         self.depth = depth
         self.nf = nf
 
-    def cycle_from(self, local: int) -> tuple[list[int], list[str]]:
-        """The repair path from a looping state: the states up to and around
-        the cycle, and the invariant repaired at each step."""
+    def cycle_from(self, local: int) -> tuple[list[int], list[int], list[str]]:
+        """From a looping state: the states repaired before the loop, the
+        loop itself, and the invariant repaired at each step of the loop."""
         seen: dict[int, int] = {}
         path: list[int] = []
         x = local
@@ -126,8 +126,9 @@ class Normalizer:
             seen[x] = len(path)
             path.append(x)
             x = int(self.rho[x])
-        names = [self.cm.invariants[int(self.first_fail[s])].name for s in path]
-        return path, names
+        loop = path[seen[x]:]
+        names = [self.cm.invariants[int(self.first_fail[s])].name for s in loop]
+        return path[:seen[x]], loop, names
 
     def _has_cycle(self, active: np.ndarray) -> bool:
         """Pointer doubling: after >= n steps a terminating chain is valid."""

@@ -34,20 +34,20 @@ class StateCounts:
 
 @dataclass(frozen=True)
 class WFCCounterexample:
-    """``state`` loops under repairs: ``cycle`` lists the states it goes
-    through (the repair path into the loop, then the loop), ``repairs`` the
-    invariant repaired at each step, ``trace`` a shortest run of events from
-    the initial state whose last event produces ``state`` (None when no run
-    does)."""
+    """``state`` loops under repairs: ``path`` lists the states repaired
+    before the loop, ``cycle`` the loop, ``repairs`` the invariant repaired at
+    each step of the loop, ``trace`` a shortest run of events from the initial
+    state whose last event produces ``state`` (None when no run does)."""
 
     state: State
     cycle: list[State]
     repairs: list[str]
     trace: list[str] | None = None
+    path: list[State] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "cycle": self.cycle, "repairs": self.repairs,
-                "trace": self.trace}
+        return {"state": self.state, "path": self.path or [], "cycle": self.cycle,
+                "repairs": self.repairs, "trace": self.trace}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ that looks like a handler but matches no state is an error, so a typo such as
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,19 +62,6 @@ class HandlerTable:
     def empty(self) -> bool:
         return not self.names
 
-    @property
-    def has_async(self) -> bool:
-        return any(b.is_async for group in self._groups() for b in group)
-
-    def _groups(self) -> Iterable[Handlers]:
-        yield from self.enter
-        yield from self.exit
-        yield from self.state
-        yield from self.end
-        yield from self.self_
-        yield from self.pairs.values()
-        yield self.any_enter
-        yield self.any_state
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -108,10 +95,11 @@ def expected_names(states: tuple[str, ...]) -> dict[str, tuple[str, int, int]]:
 
 def _looks_like_handler(name: str, states: set[str]) -> bool:
     if name.startswith("any_"):
-        return True
+        rest = name[4:]
+        return rest in NEGOTIATION_SUFFIXES + FINAL_SUFFIXES or rest[:1].isupper()
     if not name[:1].isupper() or "_" not in name:
         return False
-    head, _, tail = name.rpartition("_")
+    tail = name.rpartition("_")[2]
     if tail in NEGOTIATION_SUFFIXES + FINAL_SUFFIXES:
         return True
     first = name.split("_", 1)[0]

@@ -15,6 +15,7 @@
         +-- HandlerTimeoutError (TimeoutError)    an async handler outlived the timeout;
         |                                         it is *delivered* through the
         |                                         ``Exception`` state, never raised
+        +-- SnapshotError (ValueError)            a snapshot of another machine or schema
         +-- AnalysisLimitError (ValueError)       a schema too large to enumerate
 
 Errors raised *by handlers* are not wrapped: the machine catches them, activates
@@ -33,6 +34,7 @@ __all__ = [
     "RelationalError",
     "SchemaError",
     "SchemaLoadError",
+    "SnapshotError",
     "UnknownStateError",
 ]
 
@@ -78,6 +80,10 @@ class HandlerTimeoutError(RelationalError, TimeoutError):
         self.handler = handler
         self.timeout = timeout
         super().__init__(f"handler {handler} exceeded {timeout:g}s")
+
+
+class SnapshotError(RelationalError, ValueError):
+    """``Machine.load`` got a snapshot whose id or state names do not match."""
 
 
 class AnalysisLimitError(RelationalError, ValueError):

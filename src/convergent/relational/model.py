@@ -75,7 +75,7 @@ CANCELED = Result(Outcome.CANCELED)
 class Mutation:
     """A request to change the active states, waiting in or taken from the queue."""
 
-    __slots__ = ("kind", "called", "args", "is_auto", "queue_tick", "result", "source")
+    __slots__ = ("args", "called", "is_auto", "kind", "queue_tick", "result", "source")
 
     def __init__(self, kind: int, called: list[int], args: Mapping[str, Any],
                  is_auto: bool = False, queue_tick: int = 0, source: str | None = None) -> None:
@@ -104,8 +104,20 @@ class Transition:
     """One mutation being executed: what was called, what the relations
     resolved to, and what the handlers decided."""
 
-    __slots__ = ("id", "machine", "mutation", "before", "targets", "enters", "exits",
-                 "time_before", "time_after", "accepted", "completed", "steps", "_names")
+    __slots__ = (
+        "_names",
+        "accepted",
+        "before",
+        "completed",
+        "enters",
+        "exits",
+        "id",
+        "machine",
+        "mutation",
+        "targets",
+        "time_after",
+        "time_before",
+    )
 
     def __init__(self, tx_id: int, machine: Machine, mutation: Mutation, before: list[int],
                  time_before: tuple[int, ...], names: tuple[str, ...]) -> None:
@@ -120,7 +132,6 @@ class Transition:
         self.time_after = time_before
         self.accepted = True
         self.completed = False
-        self.steps: list[str] | None = None
         self._names = names
 
     @property
@@ -161,11 +172,11 @@ class Transition:
 
     @property
     def clock_before(self) -> dict[str, int]:
-        return dict(zip(self._names, self.time_before))
+        return dict(zip(self._names, self.time_before, strict=True))
 
     @property
     def clock_after(self) -> dict[str, int]:
-        return dict(zip(self._names, self.time_after))
+        return dict(zip(self._names, self.time_after, strict=True))
 
     def __str__(self) -> str:
         return f"tx#{self.id} {self.mutation.describe(self._names)}"
@@ -179,7 +190,7 @@ class Event:
     """What a handler receives: its own name, the machine, the transition and
     the mutation's arguments."""
 
-    __slots__ = ("name", "machine", "transition")
+    __slots__ = ("machine", "name", "transition")
 
     def __init__(self, name: str, machine: Machine, transition: Transition) -> None:
         self.name = name
@@ -216,7 +227,7 @@ class Snapshot:
 
     @property
     def active(self) -> tuple[str, ...]:
-        return tuple(n for n, t in zip(self.state_names, self.time) if t % 2)
+        return tuple(n for n, t in zip(self.state_names, self.time, strict=True) if t % 2)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state_names": list(self.state_names), "time": list(self.time),

@@ -107,9 +107,11 @@ class Schema:
     _index: dict[str, State] = field(init=False, repr=False, compare=False)
 
     @classmethod
-    def of(cls, **states: State) -> Schema:
-        """``Schema.of(Foo=State(add=("Bar",)), Bar=State())``."""
-        return cls(tuple(states.items()))
+    def of(cls, *, name: str = "schema", **states: State) -> Schema:
+        """``Schema.of(Foo=State(add=("Bar",)), Bar=State(), name="example")``.
+
+        ``name`` cannot clash with a state: state names start upper-case."""
+        return cls(tuple(states.items()), name)
 
     @classmethod
     def from_dict(cls, states: Mapping[str, State | Mapping[str, Any]], *,
@@ -186,6 +188,13 @@ class Schema:
         merged = dict(self._index)
         merged.update(other._index)
         return Schema(tuple(merged.items()), name or self.name)
+
+    def extend(self, **states: State) -> Schema:
+        """A new schema with ``states`` added or replaced; they may refer to this
+        schema's states (validation happens on the combined set)."""
+        merged = dict(self._index)
+        merged.update(states)
+        return Schema(tuple(merged.items()), self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name,
