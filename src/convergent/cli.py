@@ -8,9 +8,9 @@ build error).
 from __future__ import annotations
 
 import argparse
-import json
 import importlib
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -196,7 +196,7 @@ def _extend(sub: Any) -> None:
             if exc.name and (modname == exc.name or modname.startswith(exc.name + ".")):
                 continue  # the layer is not installed
             raise
-        register: Callable[[Any], None] = getattr(mod, "register")
+        register: Callable[[Any], None] = mod.register
         register(sub)
 
 

@@ -9,7 +9,13 @@
     |                                  a user function that raises where it is evaluated
     +-- ConvergenceError               ``build()`` on a machine whose proof failed
     +-- MachineUsageError (ValueError) a built machine was misused: unknown event,
-                                       value outside a domain, a state of another machine
+    |                                  value outside a domain, a state of another machine
+    +-- ExportError                    (convergent.export) a machine cannot be exported
+    +-- MachineFileError (ValueError)  (convergent.export) a machine file is truncated,
+    |                                  edited, of another version, or foreign
+    +-- SchemaError (SpecError)        (convergent.relational) a bad relational schema
+    +-- ConsensusError                 (convergent.consensus)
+    +-- StoreError, TransportError     (convergent.runtime)
 
 A failed proof is not an exception: ``Registry.check()`` returns a ``Report``
 whose verdict says ``fail``. Only ``build()`` turns it into ``ConvergenceError``.

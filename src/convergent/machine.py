@@ -22,7 +22,7 @@ class State:
     the state's index in the machine's tables (mixed radix, first var least
     significant)."""
 
-    __slots__ = ("_machine", "_id")
+    __slots__ = ("_id", "_machine")
 
     def __init__(self, machine: Machine, state_id: int) -> None:
         object.__setattr__(self, "_machine", machine)
@@ -63,6 +63,25 @@ class State:
 class Machine:
     """A verified machine. Transitions are table lookups: ``apply`` is one index
     into a numpy array, ``apply_many`` one vectorized gather."""
+
+    name: str
+    version: int
+    vars: tuple[Var, ...]
+    events: tuple[str, ...]
+    report: Report | None
+    meta: dict[str, Any]
+    independent: frozenset[frozenset[str]]
+    policy_digest: str
+    size: int
+    initial: State
+    _step: np.ndarray
+    _event_index: dict[str, int]
+    _var_names: dict[str, int]
+    _weights: tuple[int, ...]
+    _nf: np.ndarray | None
+    _valid: np.ndarray | None
+    _fires: np.ndarray | None
+    _analysis: Analysis | None
 
     def __init__(self) -> None:  # pragma: no cover - use Registry.build / Machine.load
         raise TypeError("build a Machine with Registry.build() or load one with Machine.load()")
@@ -107,8 +126,8 @@ class Machine:
         self.events = events
         self.report = report
         self.meta = dict(meta or {})
-        #: verified independent pairs: these commute at every state in scope
-        self.independent: frozenset[frozenset[str]] = frozenset(
+        # verified independent pairs: these commute at every state in scope
+        self.independent = frozenset(
             frozenset(p) for p in independent)
         #: SHA-256 of the machine's meaning (see engine/digest.py)
         self.policy_digest = policy_digest
@@ -301,11 +320,11 @@ class Machine:
 
     # ------------------------------------------------------------ files
 
-    def export(self, path: str, **options: Any) -> None:
+    def export(self, path: str, **options: Any) -> Any:
         """Write the machine to ``path`` (``.json``, ``.json.gz`` or the compact
         binary ``.cvm``); see ``convergent.export``."""
         from .export import export_machine
-        export_machine(self, path, **options)
+        return export_machine(self, path, **options)
 
     @classmethod
     def load(cls, path: str, **options: Any) -> Machine:
@@ -314,5 +333,6 @@ class Machine:
         return load_machine(path, **options)
 
     def __repr__(self) -> str:
+        verdict = self.report.verdict if self.report is not None else self.meta.get("verdict")
         return (f"Machine({self.name!r}, vars={len(self.vars)}, events={len(self.events)}, "
-                f"states={self.size}, verdict={self.report.verdict!r})")
+                f"states={self.size}, verdict={verdict!r})")

@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import BuildError
 from ..spec.model import MachineSpec
 from .compile import CompiledEvent, CompiledMachine, compile_machine
-from .digest import policy_digest
 from .decode import describe_state, full_to_state, local_to_state
+from .digest import policy_digest
 from .normalize import Normalizer
 from .report import (
     CC1Counterexample,
@@ -38,7 +38,7 @@ from .report import (
 )
 from .space import Lifter, Space
 
-__all__ = ["Analysis", "Progress", "check", "analyze"]
+__all__ = ["Analysis", "Progress", "analyze", "check"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -140,7 +140,8 @@ class _Checker:
         if norm.wfc_failure is not None:
             f = norm.wfc_failure
             state = local_to_state(cm, norm.space, f.state)
-            before, cycle_local, repairs = [], f.cycle, f.repairs
+            before: list[int] = []
+            cycle_local, repairs = f.cycle, f.repairs
             found = self._wfc_trace(init_id)
             trace = None
             if found is not None:
@@ -202,7 +203,7 @@ class _Checker:
         if self.strict:
             ok = ok and cc2.ok and cc1.ok_all_valid
         report = self._report("pass" if ok else "fail",
-                              StateCounts(n_total, n_valid, int(len(reach))), wfc, cc1, cc2,
+                              StateCounts(n_total, n_valid, len(reach)), wfc, cc1, cc2,
                               findings, warnings, full_to_state(cm, s0))
         an = Analysis(report, cm, norm, full, step, s0, reach)
         an.extra["independent"] = [tuple(p) for p in pairs]
@@ -225,8 +226,8 @@ class _Checker:
                 not_idem.append({"event": name, "state": full_to_state(cm, wit)})
         declared = {frozenset(p) for p in pairs}
         order = []
-        obligations = []
-        errors = []
+        obligations: list[list[str]] = []
+        errors: list[list[str]] = []
         for i, a in enumerate(cm.events):
             for b in cm.events[i + 1:]:
                 key = frozenset((a.name, b.name))
@@ -243,7 +244,7 @@ class _Checker:
                     else ".")]
         if need_dedup:
             words.append("You must deduplicate these events (apply each at most once): "
-                         + ", ".join(need_dedup) + ".")
+                         + ", ".join(str(n) for n in need_dedup) + ".")
         else:
             words.append("Every event is idempotent: at-least-once delivery is safe.")
         if obligations:
@@ -501,7 +502,7 @@ class _Checker:
     def _idempotence(self, reach: np.ndarray) -> dict[str, tuple[int | None, int | None]]:
         """Per event: a state in scope (and a valid state) where applying it
         twice differs from once, or None."""
-        out = {}
+        out: dict[str, tuple[int | None, int | None]] = {}
         full = self.full
         for e in self.cm.events:
             sp = self.space_of(e.space.vars)
@@ -625,7 +626,7 @@ class _Checker:
         never_fail = [i.name for i in cm.invariants if i.index not in fails]
         if repair_sat:
             saturating.append({"repair": "one or more invariants"})
-        return Findings(never_fire, never_fail, saturating, n_valid - int(len(reach)))
+        return Findings(never_fire, never_fail, saturating, n_valid - len(reach))
 
 
 def _embed_state(cm: CompiledMachine, sp: Space, local: int, like: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ one unavoidable pass that writes a full table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -31,7 +31,7 @@ def id_dtype(n: int) -> np.dtype:
 class Space:
     """The product of the domains of ``vars`` (indices into the machine's vars)."""
 
-    def __init__(self, radices: Sequence[int], vars: Sequence[int]) -> None:
+    def __init__(self, radices: Sequence[int], vars: Iterable[int]) -> None:
         self.all_radices = tuple(int(r) for r in radices)
         self.vars: tuple[int, ...] = tuple(sorted(set(vars)))
         self.radices = tuple(self.all_radices[v] for v in self.vars)

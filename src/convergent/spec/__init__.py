@@ -14,7 +14,6 @@ from .model import (
     StateView,
     Var,
 )
-
 from .registry import Registry
 
 __all__ = [

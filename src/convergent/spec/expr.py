@@ -48,9 +48,9 @@ from ..errors import Problem, SpecError
 from .model import Assignment, EvalError, Location, Predicate, Var
 
 __all__ = [
+    "KEYWORDS",
     "CompiledExpr",
     "ExprType",
-    "KEYWORDS",
     "compile_assignment",
     "compile_expr",
     "compile_predicate",

@@ -24,8 +24,8 @@ from ..errors import BuildError, Problem, SpecError
 
 __all__ = [
     "Assignment",
-    "Event",
     "EvalError",
+    "Event",
     "Expr",
     "Invariant",
     "Location",
@@ -137,8 +137,11 @@ class Var:
 class Expr(Protocol):
     """A typed, compiled spec expression (see ``convergent.spec.expr``)."""
 
-    text: str
-    free_vars: frozenset[str]
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def free_vars(self) -> frozenset[str]: ...
 
     def eval(self, values: Mapping[str, Any]) -> Any:
         """Evaluate at one state of natural values (bool, int, enum value str).
@@ -160,7 +163,7 @@ class StateView:
     without touching the underlying state.
     """
 
-    __slots__ = ("_spec_vars", "_read", "_writes")
+    __slots__ = ("_read", "_spec_vars", "_writes")
 
     def __init__(self, spec_vars: Mapping[str, Var], read: Callable[[Var], Any],
                  writes: dict[str, Any] | None = None) -> None:

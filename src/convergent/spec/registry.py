@@ -7,6 +7,7 @@ compile exactly as in a YAML spec.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -204,7 +205,7 @@ class Registry:
                            tuple(self._invariants.values()), tuple(self._events.values()),
                            pairs, initial, self.version, independent_all=not self._pairs)
 
-    def analyze(self, *, scope: str = "reachable", strict: bool = False,
+    def analyze(self, *, scope: str = "reachable", strict: builtins.bool = False,
                 progress: Progress | None = None) -> Analysis:
         key = (scope, strict)
         got = self._analysis.get(key)
@@ -214,12 +215,12 @@ class Registry:
             self._analysis[key] = got
         return got
 
-    def check(self, *, scope: str = "reachable", strict: bool = False,
+    def check(self, *, scope: str = "reachable", strict: builtins.bool = False,
               progress: Progress | None = None) -> Report:
         """Verify; never raises on a failed proof (read ``report.verdict``)."""
         return self.analyze(scope=scope, strict=strict, progress=progress).report
 
-    def build(self, *, scope: str = "reachable", strict: bool = False,
+    def build(self, *, scope: str = "reachable", strict: builtins.bool = False,
               progress: Progress | None = None) -> Machine:
         """The verified machine; raises ConvergenceError(report) if the proof fails."""
         an = self.analyze(scope=scope, strict=strict, progress=progress)
