@@ -60,6 +60,12 @@ class State:
         return f"State({body})"
 
 
+# Building a State without __init__ on the hot path of Machine.apply
+_new_state = object.__new__
+_set_machine = State._machine.__set__  # type: ignore[attr-defined]
+_set_id = State._id.__set__  # type: ignore[attr-defined]
+
+
 class Machine:
     """A verified machine. Transitions are table lookups: ``apply`` is one index
     into a numpy array, ``apply_many`` one vectorized gather."""
@@ -76,6 +82,7 @@ class Machine:
     initial: State
     _step: np.ndarray
     _event_index: dict[str, int]
+    _rows: dict[str | int, np.ndarray]
     _var_names: dict[str, int]
     _weights: tuple[int, ...]
     _nf: np.ndarray | None
@@ -135,6 +142,9 @@ class Machine:
         if step.flags.writeable:
             step.setflags(write=False)
         self._event_index = {n: i for i, n in enumerate(events)}
+        # per-event rows keyed by name and by index: one dict hit on the hot path
+        self._rows = {n: step[i] for i, n in enumerate(events)}
+        self._rows.update({i: step[i] for i in range(len(events))})
         self._var_names = {v.name: i for i, v in enumerate(vars)}
         w, acc = [], 1
         for v in vars:
@@ -233,7 +243,13 @@ class Machine:
         """The normalized state after ``event`` (a no-op when its guard is false)."""
         if state.__class__ is not State or state._machine is not self:
             self._own(state)
-        return State(self, int(self._step[self._event(event), state._id]))
+        row = self._rows.get(event)
+        if row is None:
+            row = self._step[self._event(event)]
+        out = _new_state(State)
+        _set_machine(out, self)
+        _set_id(out, row.item(state._id))
+        return out
 
     def commutes(self, a: str, b: str) -> bool:
         """Whether ``a`` and ``b`` form a verified independent pair."""
