@@ -125,3 +125,13 @@ def test_relational_schema_target() -> None:
     rep = json.loads(p.stdout)
     assert rep["kind"] == "relational" and rep["verdict"] == "pass"
     assert rep["schema"] == "crawler" and isinstance(rep["findings"], list)
+
+
+def test_consensus_subcommands() -> None:
+    p = cli("consensus", "render", "--format", "table")
+    assert p.returncode == 0 and "| stopped | start | starting |" in p.stdout
+    p = cli("consensus", "demo", "--rounds", "2", "--timeout", "60")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "round 1 finalized" in p.stdout and "agree" in p.stdout
+    p = cli("check", "--bogus", "x")
+    assert p.returncode == 2 and "unrecognized arguments" in p.stderr

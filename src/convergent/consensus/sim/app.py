@@ -1,0 +1,59 @@
+"""The application every simulated node runs: a tiny replicated log.
+
+A value is ``b"tx:" + ...``; anything else is invalid (``decide_vote`` says
+no). Applying a value chains a state root, ``root' = sha256(root + value)``,
+which is the result a confirmation carries and peers compare. Calls are
+plain functions: the simulator adds latency, failures and hangs around them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..effects import CertifiedValue, Decision
+from ..providers import round_robin
+from ..validators import ValidatorSet
+
+__all__ = ["SimApp"]
+
+
+class SimApp:
+    def __init__(self, node_id: str,
+                 archive: Callable[[str, int], Sequence[CertifiedValue]] | None = None) -> None:
+        self.node_id = node_id
+        self.root = b"\x00" * 32
+        self.applied: list[bytes] = []
+        self._archive = archive
+
+    # LivenessProvider
+    def collect(self, height: int, view: int) -> bytes:
+        return f"{self.node_id}@{height}.{view}".encode()
+
+    # LeaderProvider
+    def next_leaders(self, height: int, validators: ValidatorSet) -> Sequence[str]:
+        return round_robin(height, validators)
+
+    def prove_next_state(self, height: int, view: int, collected: Any, prior: Any) -> bytes:
+        return b"tx:" + f"h{height}v{view}:".encode() + (collected or b"-")
+
+    # VotingProvider
+    def decide_vote(self, height: int, view: int, value: Any) -> bool:
+        return isinstance(value, bytes) and value.startswith(b"tx:") and len(value) <= 4096
+
+    def finalize_votes(self, decision: Decision[bytes]) -> bytes:
+        self.root = hashlib.sha256(self.root + decision.raw).digest()
+        self.applied.append(decision.raw)
+        return self.root
+
+    # SyncProvider
+    def synchronize(self, height: int) -> Sequence[CertifiedValue]:
+        if self._archive is None:
+            return ()
+        items = list(self._archive(self.node_id, height))
+        for item in items:
+            if item.height == len(self.applied):
+                self.root = hashlib.sha256(self.root + item.value).digest()
+                self.applied.append(item.value)
+        return items
