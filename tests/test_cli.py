@@ -135,3 +135,13 @@ def test_consensus_subcommands() -> None:
     assert "round 1 finalized" in p.stdout and "agree" in p.stdout
     p = cli("check", "--bogus", "x")
     assert p.returncode == 2 and "unrecognized arguments" in p.stderr
+
+
+def test_python_target_that_raises_is_located(tmp_path: Path) -> None:
+    mod = tmp_path / "broken.py"
+    mod.write_text("from convergent import Registry\nr = Registry('x')\nr.bool('a')\n"
+                   "undefined_name\n")
+    p = cli("check", f"{mod}:r")
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert f"{mod}:4:" in p.stderr and "NameError" in p.stderr

@@ -68,13 +68,22 @@ def _load_target(target: str) -> Any:
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except ConvergentError:
+                raise
+            except Exception as exc:
+                raise ConvergentError(_located(exc, f"cannot load {mod_name}")) from None
         else:
             sys.path.insert(0, os.getcwd())
             try:
                 module = importlib.import_module(mod_name)
             except ImportError as exc:
                 raise ConvergentError(f"cannot import {mod_name!r}: {exc}") from None
+            except ConvergentError:
+                raise
+            except Exception as exc:
+                raise ConvergentError(_located(exc, f"cannot import {mod_name!r}")) from None
         try:
             obj = getattr(module, attr)
         except AttributeError:
@@ -90,6 +99,16 @@ def _load_target(target: str) -> Any:
         raise ConvergentError(f"{target}: no such file")
     from .spec.loader import load_spec
     return load_spec(target)
+
+
+def _located(exc: BaseException, what: str) -> str:
+    """``file:line: what: ExcType: message`` from the innermost frame of the
+    user's code, instead of a traceback."""
+    import traceback
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if "importlib" not in f.filename] or frames
+    where = f"{user[-1].filename}:{user[-1].lineno}: " if user else ""
+    return f"{where}{what}: {type(exc).__name__}: {exc}"
 
 
 def _is_relational_schema(obj: Any) -> bool:
