@@ -145,3 +145,11 @@ def test_python_target_that_raises_is_located(tmp_path: Path) -> None:
     assert p.returncode == 2
     assert "Traceback" not in p.stderr
     assert f"{mod}:4:" in p.stderr and "NameError" in p.stderr
+
+
+def test_a_machine_too_big_to_enumerate_is_a_clear_error(tmp_path: Path) -> None:
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("machine: huge\nvars:\n  a: {int: [0, 100000]}\n  b: {int: [0, 100000]}\n"
+                    "events:\n  e: {apply: {a: 1}}\n")
+    p = cli("check", str(spec))
+    assert p.returncode == 2 and "10,000,200,001 states" in p.stderr

@@ -133,6 +133,7 @@ class _Checker:
         self.norm = norm = Normalizer(cm)
         self.full = full = Space(cm.radices, range(len(cm.radices)))
         n_total = full.size
+        _check_size(cm, full)
         n_valid = int(norm.valid.sum()) * (full.size // norm.space.size)
         self.lap("normalize")
         warnings = list(cm.warnings)
@@ -627,6 +628,30 @@ class _Checker:
         if repair_sat:
             saturating.append({"repair": "one or more invariants"})
         return Findings(never_fire, never_fail, saturating, n_valid - len(reach))
+
+
+MAX_STATES = 2**33
+
+
+def _check_size(cm: CompiledMachine, full: Space) -> None:
+    """Refuse, with a clear message, a machine whose tables cannot fit: the
+    engine enumerates every state, so size is a property of the spec."""
+    n, e = full.size, max(1, len(cm.events))
+    sizes = " x ".join(str(v.size) for v in cm.m.vars)
+    if n > MAX_STATES:
+        raise BuildError(f"{cm.spec.name!r} has {n:,} states ({sizes}); convergent enumerates "
+                         f"every state and supports up to {MAX_STATES:,}: narrow the int ranges "
+                         "or split the entity")
+    need = n * e * full.dtype.itemsize
+    try:
+        import os
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return
+    if need > 0.9 * ram:
+        raise BuildError(f"{cm.spec.name!r} needs {need / 2**30:.1f} GiB of step tables "
+                         f"({n:,} states x {e} events) but this machine has "
+                         f"{ram / 2**30:.1f} GiB of memory")
 
 
 def _embed_state(cm: CompiledMachine, sp: Space, local: int, like: int) -> dict[str, Any]:
