@@ -1,14 +1,23 @@
 """Static checks: the finite transition function, the findings, the MachineSpec,
-and ``load_schema`` for ``convergent check``."""
+and ``load_schema`` for ``convergent check``.
+
+``reference_analyze`` below is the original checker: a plain BFS over bitmasks
+with the per-state resolver (``FiniteModel.step``), kept only to hold the
+engine-backed ``analyze`` to it on random schemas."""
 
 from __future__ import annotations
 
 import json
 import sys
 import textwrap
+from collections import deque
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from convergent.relational import (
     AnalysisLimitError,
@@ -20,7 +29,16 @@ from convergent.relational import (
     load_schema,
     to_machine_spec,
 )
-from convergent.relational.static import FiniteModel
+from convergent.relational import _resolver as R
+from convergent.relational.static import (
+    Finding,
+    FiniteModel,
+    StaticReport,
+    _engine_analysis,
+    _reasons,
+    _require_sccs,
+    _transition_tables,
+)
 from convergent.spec.model import MachineSpec
 
 from .helpers import assert_states, async_test, started
@@ -221,3 +239,209 @@ def test_load_schema_reports_schema_errors(tmp_path: Path) -> None:
     broken.write_text("this is not python\n")
     with pytest.raises(SchemaLoadError, match="failed"):
         load_schema(f"{broken}:S")
+
+
+# ---------------------------------------------------------------- the slow reference
+
+
+def _path(parent: dict[int, tuple[int, int] | None], mask: int,
+          model: FiniteModel) -> list[str]:
+    steps: list[str] = []
+    while parent.get(mask) is not None:
+        prev, event = parent[mask]  # type: ignore[misc]
+        steps.append(f"{model.events[event][0]} -> {model.describe(mask)}")
+        mask = prev
+    steps.reverse()
+    return steps
+
+
+def _reference_auto_loops(model: FiniteModel, reachable: list[int],
+                          parent: dict[int, tuple[int, int] | None]) -> list[Finding]:
+    """Cycles of length >= 2 of the auto map among reachable sets."""
+    color: dict[int, int] = {}
+    found: list[Finding] = []
+    seen_cycles: set[frozenset[int]] = set()
+    seen_states: set[tuple[str, ...]] = set()
+    for start in reachable:
+        path: list[int] = []
+        on_path: dict[int, int] = {}
+        mask = start
+        while mask not in color and mask not in on_path:
+            on_path[mask] = len(path)
+            path.append(mask)
+            nxt = model.auto(mask)
+            if nxt == mask:
+                break
+            mask = nxt
+        if mask in on_path and model.auto(mask) != mask:
+            cycle = path[on_path[mask]:]
+            key = frozenset(cycle)
+            if len(cycle) > 1 and key not in seen_cycles:
+                seen_cycles.add(key)
+                first = min(cycle, key=lambda m: (len(_path(parent, m, model)), m))
+                pos = cycle.index(first)
+                cycle = cycle[pos:] + cycle[:pos]
+                loop = " -> ".join(model.describe(m) for m in cycle + cycle[:1])
+                states = tuple(sorted({model.names[s] for m in cycle
+                                       for s in _bits(m ^ model.auto(m))},
+                                      key=model.names.index))
+                if states in seen_states:
+                    continue
+                seen_states.add(states)
+                found.append(Finding(
+                    "auto-loop",
+                    f"auto states never settle: {loop}; every transition that moves a clock "
+                    "flips them again",
+                    states, witness=tuple(_path(parent, first, model))))
+        for m in path:
+            color[m] = 1
+    return found
+
+
+def _bits(mask: int) -> list[int]:
+    return [i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
+def reference_analyze(schema: Schema) -> StaticReport:
+    """Every reachable set by a BFS over ``FiniteModel.step``, one set and one
+    mutation at a time (the checker before the engine took over)."""
+    model = FiniteModel(schema)
+    names = model.names
+    n = len(names)
+    n_events = len(model.events)
+    parent: dict[int, tuple[int, int] | None] = {model.initial: None}
+    todo = deque([model.initial])
+    executed_somewhere = [False] * n_events
+    while todo:
+        mask = todo.popleft()
+        for e in range(n_events):
+            step = model.step(mask, e)
+            if step.executed:
+                executed_somewhere[e] = True
+            if step.after not in parent:
+                parent[step.after] = (mask, e)
+                todo.append(step.after)
+    reachable = list(parent)
+    ever = 0
+    for mask in reachable:
+        ever |= mask
+
+    findings: list[Finding] = []
+    never = [i for i in range(n) if not ever >> i & 1]
+    never_set = set(never)
+    for i in never:
+        reasons = _reasons(model, reachable, R.ADD, [i])
+        blocked_by = [names[r] for r in model.compiled.require[i] if r in never_set]
+        message = f"{names[i]} can never be active"
+        if blocked_by:
+            message += f" (it requires {', '.join(blocked_by)}, never active either)"
+        findings.append(Finding("contradiction", message, (names[i],), details=reasons))
+    findings += _reference_auto_loops(model, reachable, parent)
+    for comp in _require_sccs(schema):
+        findings.append(Finding(
+            "require-cycle",
+            f"{' -> '.join(comp + comp[:1])} require each other: they can only be added "
+            f"together (add_{'+'.join(comp)}), and handler order among them is undefined",
+            tuple(comp), severity="warning"))
+    for e, (name, kind, called) in enumerate(model.events):
+        if executed_somewhere[e] or (kind == R.ADD and any(s in never_set for s in called)):
+            continue
+        findings.append(Finding(
+            "always-cancelled", f"{name} is cancelled by the relations in every reachable "
+            "set of active states", tuple(names[s] for s in called),
+            details=_reasons(model, reachable, kind, called)))
+    return StaticReport(schema=schema.name, states=names, events=n_events,
+                        reachable=len(reachable), findings=tuple(findings))
+
+
+# ---------------------------------------------------------------- engine vs reference
+
+NAMES = ("A", "B", "C", "D", "E", "F")
+PROPERTY = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def schemas(draw: Any, max_states: int = 6) -> Schema:
+    """Random relations: requires (cycles included), removes, adds, after,
+    auto and multi states, so that every finding kind shows up."""
+    n = draw(st.integers(1, max_states))
+    names = NAMES[:n]
+    rel = st.lists(st.sampled_from(names), max_size=2, unique=True)
+    states = []
+    for name in names:
+        require = [s for s in draw(rel) if s != name]
+        remove = [s for s in draw(rel) if s not in require]
+        states.append((name, State(require=tuple(require), remove=tuple(remove),
+                                   add=tuple(draw(rel)), after=tuple(draw(rel)),
+                                   auto=draw(st.booleans()), multi=draw(st.booleans()))))
+    return Schema(tuple(states))
+
+
+@st.composite
+def looping_schemas(draw: Any) -> Schema:
+    """A ring of three or four auto states, each removing the previous one (an
+    auto loop when reachable), with random extra states and relations."""
+    k = draw(st.integers(3, 4))
+    ring = NAMES[:k]
+    names = ring + NAMES[k:k + draw(st.integers(0, 2))]
+    rel = st.lists(st.sampled_from(names), max_size=1)
+    states = [("Tick", State(multi=True))] if draw(st.booleans()) else []
+    for i, name in enumerate(names):
+        remove = ([ring[i - 1]] if name in ring else []) + [s for s in draw(rel) if s != name]
+        require = [s for s in draw(rel) if s != name and s not in remove]
+        states.append((name, State(require=tuple(require), remove=tuple(dict.fromkeys(remove)),
+                                   add=tuple(draw(rel)), after=tuple(draw(rel)),
+                                   auto=name in ring or draw(st.booleans()),
+                                   multi=draw(st.booleans()))))
+    return Schema(tuple(states))
+
+
+ANY_SCHEMA = st.one_of(schemas(), looping_schemas())
+
+
+@PROPERTY
+@given(ANY_SCHEMA)
+def test_vectorized_tables_are_the_resolver_at_every_set(schema: Schema) -> None:
+    model = FiniteModel(schema)
+    tables = _transition_tables(model)
+    masks = range(1 << len(model.names))
+    assert tables.auto.tolist() == [model.auto(m) for m in masks]
+    for e, (_name, kind, _called) in enumerate(model.events):
+        steps = [model.step(m, e) for m in masks]
+        assert tables.accepted[e].tolist() == [s.accepted for s in steps]
+        assert tables.after[e].tolist() == [s.after for s in steps]
+        # what REL4 relies on: an accepted mutation is executed, and a removal
+        # is always accepted
+        assert all(s.executed == s.accepted for s in steps)
+        assert kind != R.REMOVE or all(s.accepted for s in steps)
+
+
+@PROPERTY
+@given(ANY_SCHEMA)
+def test_engine_backed_analyze_matches_the_reference(schema: Schema) -> None:
+    ours = analyze(schema)
+    ref = reference_analyze(schema)
+    assert ours.reachable == ref.reachable
+    assert ours.findings == ref.findings
+    assert ours.to_dict() == ref.to_dict()
+
+
+@pytest.mark.parametrize("schema", [CRAWLER, ROCK_PAPER, TWO_HOP], ids=lambda s: str(len(s)))
+def test_engine_tables_are_the_compiled_tables(schema: Schema) -> None:
+    model = FiniteModel(schema)
+    tables = _transition_tables(model)
+    an = _engine_analysis(model, tables)
+    assert an.step is not None and an.reach is not None and an.report.findings is not None
+    assert np.array_equal(an.step, tables.after)
+    assert [e.name for e in an.compiled.events] == list(model.event_names)
+    reach = set(an.reach.tolist())
+    assert len(reach) == reference_analyze(schema).reachable == analyze(schema).reachable
+    never_fire = {model.event_names[e] for e in range(len(model.events))
+                  if not tables.accepted[e][list(reach)].any()}
+    assert set(an.report.findings.never_fire) == never_fire
+
+
+def test_reference_agrees_on_the_named_examples() -> None:
+    for schema in (CRAWLER, ROCK_PAPER, TWO_HOP):
+        assert analyze(schema) == reference_analyze(schema)

@@ -125,13 +125,14 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
         nd = space.digits_of(a_new, w)
         if (fires & (nd != space.digits(w))).any():
             writes.add(w)
+    new_digits = {w: space.digits_of(a_new, w) for w in writes}
     for v in space.vars:
         if varies(fires, space, v) or (err is not None and varies(err, space, v)) \
                 or (eval_err is not None and varies(eval_err, space, v)):
             reads.add(v)
             continue
         for w in writes:  # a var never changed needs no input: its value stays
-            if varies(space.digits_of(a_new, w), space, v, mask=fires):
+            if varies(new_digits[w], space, v, mask=fires):
                 reads.add(v)
                 break
     keep = reads | writes
@@ -159,11 +160,12 @@ def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvar
     for w in r.writes:
         if (r.space.digits_of(r.new, w) != r.space.digits(w)).any():
             r_writes.add(w)
+    r_digits = {w: r.space.digits_of(r.new, w) for w in r_writes}
     for v in r.space.vars:
         if r.err is not None and varies(r.err, r.space, v):
             r_reads.add(v)
             continue
-        if any(varies(r.space.digits_of(r.new, w), r.space, v) for w in r_writes):
+        if any(varies(r_digits[w], r.space, v) for w in r_writes):
             r_reads.add(v)
     rs, (re_, rsat), rnew = _reduce(r.space, r_reads | r_writes, [r.err, r.sat], r.new)
     r = AssignTable(rs, (rnew if rnew is not None else r.new).astype(rs.dtype),

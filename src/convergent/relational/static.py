@@ -1,15 +1,21 @@
 """Static checks of a relational schema, before anything runs.
 
-The relations of a schema are compiled into a pure, finite transition function
-over sets of active states, encoded as bitmasks (bit ``i`` = state ``i`` in
-declaration order). Its events are the single-state mutations ``add_X`` and
-``remove_X``, plus ``add_X+Y`` for states that require each other (they can
-only be activated together); each step runs the same resolver as the runtime, assumes every
-handler accepts, and, when a clock moved, applies the one auto mutation the
-runtime would prepend. From the initial state (nothing active) every reachable
-set is enumerated, which is exact and cheap up to about 16 states.
+The relations of a schema are compiled into a finite machine for the core
+engine (``convergent.engine``): one boolean var per state (declaration order,
+so a state id is the bitmask of active states, bit ``i`` = state ``i``) and
+one event per mutation, ``add_X`` and ``remove_X``, plus ``add_X+Y`` for states
+that require each other (they can only be activated together). An event's guard
+says the relations accept the mutation; its apply is the resolver's outcome
+followed, when a clock moved, by the one auto mutation the runtime would
+prepend. Every handler is assumed to accept.
 
-Findings (stable codes):
+The guard and apply tables are computed for every set of active states at
+once, with numpy, by a vectorized twin of the resolver (``_transition_tables``);
+the per-state resolver (``FiniteModel``, shared with the runtime) is the
+definition, and the tests hold the twin to it at every state of random
+schemas. The engine then enumerates the reachable sets (``Analysis.reach``)
+and the events whose guard never holds there (``never_fire``); the findings
+are read off those tables:
 
 ======  =================  ==========================================================
 REL1    contradiction      a state is active in no reachable set
@@ -21,9 +27,13 @@ REL3    require-cycle      states that require each other: each can only be
 REL4    always-cancelled   a mutation the relations refuse in every reachable set
 ======  =================  ==========================================================
 
-``to_machine_spec`` builds the same transition function as a
-``convergent.spec.model.MachineSpec`` (one boolean var per state, one event per
-mutation) for the core engine.
+REL1 is the OR of the reachable ids; REL4 is ``never_fire`` restricted to the
+add mutations (an accepted add is executed; a removal is always accepted and
+executed, since the resolver never re-adds a state called for removal); REL2
+follows the auto map (a table over every set) from the reachable sets; REL3 is
+a cycle of the ``require`` graph. Reasons and witnesses are listed in BFS
+order, the shortest mutation sequence first and, among equally short ones, the
+one whose mutations come first in declaration order.
 
 The runtime orders active states as the previous transition resolved them; the
 transition function orders them by declaration. The resolver's outcome depends
@@ -33,22 +43,24 @@ hold both to the same results on random schemas.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from . import _resolver as R
 from .errors import AnalysisLimitError
 from .schema import Schema
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.check import Analysis
     from ..spec.model import MachineSpec
 
 __all__ = ["FINDING_CODES", "MAX_STATES", "Finding", "FiniteModel", "StaticReport", "Step",
            "analyze", "to_machine_spec"]
 
-MAX_STATES = 20
+MAX_STATES = 16
 FINDING_CODES = {
     "contradiction": "REL1",
     "auto-loop": "REL2",
@@ -242,9 +254,9 @@ class StaticReport:
     def render_text(self) -> str:
         errors = sum(1 for f in self.findings if f.severity == "error")
         warnings = len(self.findings) - errors
-        lines = [f"relational schema {self.schema!r}: {len(self.states)} states, "
-                 f"{self.events} mutations, {self.reachable} of {self.space} active sets "
-                 "reachable"]
+        lines = [(f"relational schema {self.schema!r}: {len(self.states)} states, "
+                  f"{self.events} mutations, {self.reachable} of {self.space} active sets "
+                  "reachable")]
         lines += [f.render() for f in self.findings]
         verdict = "pass" if self.ok else "fail"
         lines.append(f"verdict: {verdict} ({errors} error{'s' * (errors != 1)}, "
@@ -306,20 +318,365 @@ def _reasons(model: FiniteModel, reachable: list[int], kind: int, called: list[i
     return tuple(reasons[:limit])
 
 
-def _path(parent: dict[int, tuple[int, int] | None], mask: int,
-          model: FiniteModel) -> list[str]:
+# ---------------------------------------------------------------- transition tables
+
+
+class _Tables(NamedTuple):
+    """Every mutation at every set of active states (ids ``0 .. 2**n - 1``)."""
+
+    accepted: np.ndarray
+    """(E, N) bool: the relations accept event ``e`` at set ``s`` (the guard)."""
+    after: np.ndarray
+    """(E, N) int64: the set after event ``e`` and its auto mutation (``s`` if refused)."""
+    auto: np.ndarray
+    """(N,) int64: the set after the auto mutation the runtime prepends at ``s``."""
+
+
+_Slots = list[tuple[int, np.ndarray]]
+
+
+def _require_fix(c: R.Compiled, present: list[np.ndarray]) -> list[np.ndarray]:
+    """``_parse_require`` on sets: drop states whose requirement is missing, until stable."""
+    require = c.require
+    while True:
+        nxt = list(present)
+        for s, reqs in enumerate(require):
+            for r in reqs:
+                nxt[s] = nxt[s] & present[r]
+        if all(np.array_equal(a, b) for a, b in zip(nxt, present)):
+            return present
+        present = nxt
+
+
+def _resolve_vec(c: R.Compiled, kind: int, called: _Slots, bits: list[np.ndarray]
+                 ) -> list[np.ndarray]:
+    """``_resolver.resolve`` at every set at once: the target states as one bool
+    column per state. A list is a sequence of slots (a state and where it is
+    present), so order-dependent steps stay exact: a state's position is its
+    first present slot. ``called`` may differ by set (the auto candidates)."""
+    n = len(bits)
+    size = len(bits[0])
+    no = np.zeros(size, dtype=bool)
+    cond = [np.ones(size, dtype=bool) if c.multi[s] else ~bits[s] for s in range(n)]
+    called_set = {s for s, _ in called}
+
+    def adds_of(s: int) -> tuple[int, ...]:
+        adds = c.add[s]
+        if kind == R.REMOVE:
+            adds = tuple(a for a in adds if a not in called_set)
+        return adds
+
+    # 1. states_to_set (active states in declaration order)
+    if kind == R.ADD:
+        slots: _Slots = list(called) + [(s, bits[s]) for s in range(n)]
+    elif kind == R.REMOVE:
+        slots = [(s, bits[s]) for s in range(n) if s not in called_set]
+    else:  # pragma: no cover - the static model has no set mutations
+        raise ValueError(f"kind={kind}")
+    # 2. one hop of add, at the first occurrence of a state not active before
+    if c.has_add:
+        seen: dict[int, np.ndarray] = {}
+        extra: _Slots = []
+        for s, pr in slots:
+            prev = seen.get(s)
+            first = pr if prev is None else pr & ~prev
+            seen[s] = pr if prev is None else prev | pr
+            adds = adds_of(s)
+            if adds:
+                on = first & cond[s]
+                extra += [(a, on) for a in adds]
+        slots += extra
+    # 3. de-duplicate: a state's position is its first present slot
+    end = len(slots)
+    pos = [np.full(size, end, dtype=np.int32) for _ in range(n)]
+    for i, (s, pr) in enumerate(slots):
+        pos[s][pr & (pos[s] == end)] = i
+    present = [p < end for p in pos]
+    if c.has_require:
+        present = _require_fix(c, present)
+    # 4. walk from the end: blocked by a listed remover not blocked later in the list
+    if c.has_remove:
+        blocked = [no.copy() for _ in range(n)]
+        for i in range(end - 1, -1, -1):
+            s = slots[i][0]
+            if not c.removed_by[s]:
+                continue
+            here = present[s] & (pos[s] == i)
+            if not here.any():
+                continue
+            hit = no
+            for b in c.removed_by[s]:
+                hit = hit | (present[b] & ~((pos[b] > i) & blocked[b]))
+            blocked[s] |= here & hit
+        kept = [present[s] & ~blocked[s] for s in range(n)]
+        removed = [no] * n
+        for s in range(n):
+            for t in c.remove[s]:
+                removed[t] = removed[t] | kept[s]
+        gone: list[np.ndarray] | None = removed
+    else:
+        kept, gone = present, None
+    # 5. second hop of add, drop what the survivors remove, require again
+    out = list(kept)
+    if c.has_add:
+        for s in range(n):
+            adds = adds_of(s)
+            if adds:
+                on = kept[s] & cond[s]
+                for a in adds:
+                    out[a] = out[a] | on
+    if gone is not None:
+        out = [o & ~g for o, g in zip(out, gone)]
+    if c.has_require:
+        out = _require_fix(c, out)
+    return out
+
+
+def _ids(cols: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros(len(cols[0]), dtype=np.int64)
+    for i, col in enumerate(cols):
+        out |= col.astype(np.int64) << i
+    return out
+
+
+def _transition_tables(model: FiniteModel) -> _Tables:
+    """``FiniteModel.step`` (accepted, after) and ``FiniteModel.auto`` at every
+    set of active states, vectorized over the sets."""
+    c = model.compiled
+    n = len(model.names)
+    ids = np.arange(1 << n, dtype=np.int64)
+    bits = [(ids >> i & 1).astype(bool) for i in range(n)]
+
+    auto = ids
+    if c.auto_states:
+        blocked = [np.zeros(len(ids), dtype=bool) for _ in range(n)]
+        for t in range(n):
+            for s in c.remove[t]:
+                blocked[s] = blocked[s] | bits[t]
+        cand = {s: ~bits[s] & ~blocked[s] for s in c.auto_states}
+        first = _resolve_vec(c, R.ADD, list(cand.items()), bits)
+        ok = np.zeros(len(ids), dtype=bool)
+        partial = np.zeros(len(ids), dtype=bool)
+        for s, cs in cand.items():
+            ok |= cs & first[s]
+            partial |= cs & ~first[s]
+        partial &= ok
+        targets = first
+        if partial.any():
+            again = _resolve_vec(c, R.ADD, [(s, cs & first[s]) for s, cs in cand.items()],
+                                 bits)
+            targets = [np.where(partial, a, f) for a, f in zip(again, first)]
+        auto = np.where(ok, _ids(targets), ids)
+
+    E = len(model.events)
+    every = np.ones(len(ids), dtype=bool)
+    accepted = np.ones((E, len(ids)), dtype=bool)
+    after = np.empty((E, len(ids)), dtype=np.int64)
+    for e, (_name, kind, called) in enumerate(model.events):
+        res = _resolve_vec(c, kind, [(s, every) for s in called], bits)
+        out = _ids(res)
+        if kind != R.REMOVE:
+            for s in called:
+                accepted[e] &= res[s]
+        if c.auto_states:
+            changed = out != ids
+            if kind != R.REMOVE:
+                for s in called:
+                    if c.multi[s]:
+                        changed |= bits[s] & res[s]
+            out = np.where(changed, auto[out], out)
+        after[e] = np.where(accepted[e], out, ids)
+    return _Tables(accepted, after, auto)
+
+
+# ---------------------------------------------------------------- the MachineSpec
+
+
+class _Ids:
+    """The set id of every row of the engine's columns, computed once per batch."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self._last: tuple[Any, np.ndarray] | None = None
+
+    def of_columns(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        last = self._last
+        if last is not None and last[0] is cols:
+            return last[1]
+        out = _ids([np.asarray(cols[name], dtype=bool) for name in self.names])
+        self._last = (cols, out)
+        return out
+
+    def of_values(self, values: Mapping[str, Any]) -> int:
+        return sum(1 << i for i, name in enumerate(self.names) if values[name])
+
+
+class _TableExpr:
+    """A boolean spec expression (``convergent.spec.model.Expr``) read from a
+    table over the sets of active states."""
+
+    __slots__ = ("_ids", "_table", "_text")
+
+    def __init__(self, ids: _Ids, table: np.ndarray, text: str) -> None:
+        self._ids = ids
+        self._table = table
+        self._text = text
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def free_vars(self) -> frozenset[str]:
+        return frozenset(self._ids.names)
+
+    def eval(self, values: Mapping[str, Any]) -> bool:
+        return bool(self._table[self._ids.of_values(values)])
+
+    def eval_vec(self, cols: Mapping[str, np.ndarray], n: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._table[self._ids.of_columns(cols)], None
+
+    def __repr__(self) -> str:
+        return f"_TableExpr({self._text!r})"
+
+
+def _spec(model: FiniteModel, tables: _Tables) -> MachineSpec:
+    from ..spec.model import Assignment, Event, MachineSpec, Predicate, Var
+
+    names = model.names
+    ids = _Ids(names)
+    events = []
+    for e, (name, _kind, _called) in enumerate(model.events):
+        guard = _TableExpr(ids, tables.accepted[e], f"relations accept {name}")
+        exprs = tuple(_TableExpr(ids, (tables.after[e] >> i & 1).astype(bool),
+                                 f"{s} after {name} and the auto mutation")
+                      for i, s in enumerate(names))
+        events.append(Event(
+            name=name, guard=Predicate(expr=guard, text=guard.text),
+            apply=Assignment(targets=names, exprs=exprs,
+                             text=f"{name} with relations and auto states")))
+    return MachineSpec(name=model.schema.name, vars=tuple(Var.boolean(n) for n in names),
+                       invariants=(), events=tuple(events), independent=(),
+                       initial={n: False for n in names}, source=None)
+
+
+def to_machine_spec(schema: Schema) -> MachineSpec:
+    """The schema's transition function as a ``convergent.spec.model.MachineSpec``.
+
+    One ``Var.boolean`` per state (declaration order), one ``Event`` per
+    ``add_X`` / ``remove_X`` (and ``add_X+Y`` for states that require each
+    other): its guard says the relations accept the mutation, its apply sets
+    every state to its value after the mutation and the auto mutation that
+    follows. Both are tables over every set of active states (expressions
+    with ``eval`` and ``eval_vec``). No invariants; initially nothing is active.
+    """
+    model = FiniteModel(schema)
+    return _spec(model, _transition_tables(model))
+
+
+# ---------------------------------------------------------------- analysis
+
+
+def _bfs(step: np.ndarray, s0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reachable ids over the engine's step tables in BFS discovery order (by
+    level; within a level by (parent's position, event)), with parents, the
+    event from the parent and the depth (-1 where unreachable)."""
+    E, N = step.shape
+    visited = np.zeros(N, dtype=bool)
+    parent = np.full(N, -1, dtype=np.int64)
+    pev = np.full(N, -1, dtype=np.int64)
+    depth = np.full(N, -1, dtype=np.int64)
+    visited[s0] = True
+    depth[s0] = 0
+    frontier = np.array([s0], dtype=np.int64)
+    levels = [frontier]
+    d = 0
+    while True:
+        d += 1
+        succ = step[:, frontier].T.ravel()          # key j * E + e
+        keys = np.flatnonzero(~visited[succ])
+        if not len(keys):
+            break
+        new, first = np.unique(succ[keys], return_index=True)
+        by_key = np.argsort(first, kind="stable")
+        new = new[by_key]
+        k = keys[first[by_key]]
+        parent[new] = frontier[k // E]
+        pev[new] = k % E
+        depth[new] = d
+        visited[new] = True
+        levels.append(new)
+        frontier = new
+    return np.concatenate(levels), parent, pev, depth
+
+
+def _witness(model: FiniteModel, parent: np.ndarray, pev: np.ndarray, mask: int) -> list[str]:
     steps: list[str] = []
-    while parent.get(mask) is not None:
-        prev, event = parent[mask]  # type: ignore[misc]
-        steps.append(f"{model.events[event][0]} -> {model.describe(mask)}")
-        mask = prev
+    while parent[mask] >= 0:
+        steps.append(f"{model.events[int(pev[mask])][0]} -> {model.describe(mask)}")
+        mask = int(parent[mask])
     steps.reverse()
     return steps
 
 
+def _auto_loops(model: FiniteModel, auto: np.ndarray, order: np.ndarray,
+                parent: np.ndarray, pev: np.ndarray, depth: np.ndarray) -> list[Finding]:
+    """Cycles of length >= 2 of the auto map entered from the reachable sets,
+    in the order of the first reachable set that leads into each."""
+    N = len(auto)
+    # pointer doubling: h = auto^(2^k) lands on the cycle every orbit ends in,
+    # low[x] = the smallest id among auto^0(x) .. auto^(2^k - 1)(x)
+    h = auto
+    low = np.arange(N, dtype=np.int64)
+    for _ in range(max(1, (N - 1).bit_length())):
+        low = np.minimum(low, low[h])
+        h = h[h]
+    rep = low[h]                                    # the cycle's smallest id
+    ends = rep[order]
+    loops = np.flatnonzero(auto[ends] != ends)
+    cycles, first = np.unique(ends[loops], return_index=True)
+    found: list[Finding] = []
+    seen_states: set[tuple[str, ...]] = set()
+    for start in cycles[np.argsort(first, kind="stable")].tolist():
+        cycle = [start]
+        m = int(auto[start])
+        while m != start:
+            cycle.append(m)
+            m = int(auto[m])
+        # the set with the shortest witness (unreachable ones count as 0), then the id
+        lead = min(cycle, key=lambda m: (max(int(depth[m]), 0), m))
+        pos = cycle.index(lead)
+        cycle = cycle[pos:] + cycle[:pos]
+        loop = " -> ".join(model.describe(m) for m in cycle + cycle[:1])
+        states = tuple(sorted({model.names[s] for m in cycle for s in _bits(m ^ int(auto[m]))},
+                              key=model.names.index))
+        if states in seen_states:
+            # the same loop with other, unrelated states active
+            continue
+        seen_states.add(states)
+        found.append(Finding(
+            "auto-loop",
+            f"auto states never settle: {loop}; every transition that moves a clock "
+            "flips them again",
+            states, witness=tuple(_witness(model, parent, pev, lead))))
+    return found
+
+
+def _engine_analysis(model: FiniteModel, tables: _Tables) -> Analysis:
+    from ..engine.check import analyze as engine_analyze
+
+    an = engine_analyze(_spec(model, tables), independent="auto")
+    if an.step is None or an.reach is None or an.initial_id is None \
+            or an.report.findings is None:  # pragma: no cover - no invariants, no repairs
+        raise RuntimeError(f"the engine did not tabulate schema {model.schema.name!r}")
+    return an
+
+
 def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
-    """Enumerate every reachable set of active states of ``schema`` and report
-    contradictions, auto loops, require cycles and always-cancelled mutations.
+    """Compile ``schema`` into a finite machine, let the core engine enumerate
+    every reachable set of active states, and report contradictions, auto
+    loops, require cycles and always-cancelled mutations.
 
     Raises:
         AnalysisLimitError: the schema has more than ``max_states`` states
@@ -333,27 +690,17 @@ def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
                                  f"stops at max_states={max_states}")
     model = FiniteModel(schema)
     names = model.names
-    n_events = len(model.events)
-
-    # reachability, with BFS parents for witnesses
-    parent: dict[int, tuple[int, int] | None] = {model.initial: None}
-    todo = deque([model.initial])
-    executed_somewhere = [False] * n_events
-    while todo:
-        mask = todo.popleft()
-        for e in range(n_events):
-            step = model.step(mask, e)
-            if step.executed:
-                executed_somewhere[e] = True
-            if step.after not in parent:
-                parent[step.after] = (mask, e)
-                todo.append(step.after)
-    reachable = list(parent)
-    ever = 0
-    for mask in reachable:
-        ever |= mask
+    tables = _transition_tables(model)
+    an = _engine_analysis(model, tables)
+    assert an.step is not None and an.reach is not None and an.initial_id is not None
+    assert an.report.findings is not None
+    order, parent, pev, depth = _bfs(an.step, an.initial_id)
+    if len(order) != len(an.reach) or not (depth[an.reach] >= 0).all():  # pragma: no cover
+        raise RuntimeError("the engine's reachable sets differ from its own step tables")
+    reachable: list[int] = order.tolist()
 
     findings: list[Finding] = []
+    ever = int(np.bitwise_or.reduce(an.reach))
     never = [i for i in range(n) if not ever >> i & 1]
     never_set = set(never)
     for i in never:
@@ -364,7 +711,7 @@ def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
             message += f" (it requires {', '.join(blocked_by)}, never active either)"
         findings.append(Finding("contradiction", message, (names[i],), details=reasons))
 
-    findings += _auto_loops(model, reachable, parent)
+    findings += _auto_loops(model, tables.auto, order, parent, pev, depth)
 
     for comp in _require_sccs(schema):
         findings.append(Finding(
@@ -373,95 +720,15 @@ def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
             f"together (add_{'+'.join(comp)}), and handler order among them is undefined",
             tuple(comp), severity="warning"))
 
-    for e, (name, kind, called) in enumerate(model.events):
-        if executed_somewhere[e] or (kind == R.ADD and any(s in never_set for s in called)):
+    # an accepted add is executed; removals are always accepted and executed
+    never_fire = set(an.report.findings.never_fire)
+    for name, kind, called in model.events:
+        if kind != R.ADD or name not in never_fire or any(s in never_set for s in called):
             continue
         findings.append(Finding(
             "always-cancelled", f"{name} is cancelled by the relations in every reachable "
             "set of active states", tuple(names[s] for s in called),
             details=_reasons(model, reachable, kind, called)))
 
-    return StaticReport(schema=schema.name, states=names, events=n_events,
-                        reachable=len(reachable), findings=tuple(findings))
-
-
-def _auto_loops(model: FiniteModel, reachable: list[int],
-                parent: dict[int, tuple[int, int] | None]) -> list[Finding]:
-    """Cycles of length >= 2 of the auto map among reachable sets."""
-    color: dict[int, int] = {}
-    found: list[Finding] = []
-    seen_cycles: set[frozenset[int]] = set()
-    seen_states: set[tuple[str, ...]] = set()
-    for start in reachable:
-        path: list[int] = []
-        on_path: dict[int, int] = {}
-        mask = start
-        while mask not in color and mask not in on_path:
-            on_path[mask] = len(path)
-            path.append(mask)
-            nxt = model.auto(mask)
-            if nxt == mask:
-                break
-            mask = nxt
-        if mask in on_path and model.auto(mask) != mask:
-            cycle = path[on_path[mask]:]
-            key = frozenset(cycle)
-            if len(cycle) > 1 and key not in seen_cycles:
-                seen_cycles.add(key)
-                first = min(cycle, key=lambda m: (len(_path(parent, m, model)), m))
-                pos = cycle.index(first)
-                cycle = cycle[pos:] + cycle[:pos]
-                loop = " -> ".join(model.describe(m) for m in cycle + cycle[:1])
-                states = tuple(sorted({model.names[s] for m in cycle
-                                       for s in _bits(m ^ model.auto(m))},
-                                      key=model.names.index))
-                if states in seen_states:
-                    # the same loop with other, unrelated states active
-                    continue
-                seen_states.add(states)
-                found.append(Finding(
-                    "auto-loop",
-                    f"auto states never settle: {loop}; every transition that moves a clock "
-                    "flips them again",
-                    states, witness=tuple(_path(parent, first, model))))
-        for m in path:
-            color[m] = 1
-    return found
-
-
-def to_machine_spec(schema: Schema) -> MachineSpec:
-    """The schema's transition function as a ``convergent.spec.model.MachineSpec``.
-
-    One ``Var.boolean`` per state (declaration order), one ``Event`` per
-    ``add_X`` / ``remove_X``: its guard says the relations accept the mutation,
-    its apply sets every state to its value after the mutation and the auto
-    mutation that follows. No invariants; initially nothing is active.
-    """
-    from ..spec.model import Assignment, Event, MachineSpec, Predicate, StateView, Var
-
-    model = FiniteModel(schema)
-    names = model.names
-
-    def mask_of(view: StateView) -> int:
-        m = 0
-        for i, name in enumerate(names):
-            if view[name]:
-                m |= 1 << i
-        return m
-
-    def guard(e: int) -> Callable[[StateView], bool]:
-        return lambda view: model.step(mask_of(view), e).accepted
-
-    def apply(e: int) -> Callable[[StateView], dict[str, bool]]:
-        def fn(view: StateView) -> dict[str, bool]:
-            after = model.step(mask_of(view), e).after
-            return {name: bool(after >> i & 1) for i, name in enumerate(names)}
-        return fn
-
-    events = tuple(
-        Event(name=name, guard=Predicate(fn=guard(e), text=f"relations accept {name}"),
-              apply=Assignment(fn=apply(e), text=f"{name} with relations and auto states"))
-        for e, (name, _kind, _called) in enumerate(model.events))
-    return MachineSpec(name=schema.name, vars=tuple(Var.boolean(n) for n in names),
-                       invariants=(), events=events, independent=(),
-                       initial={n: False for n in names}, source=None)
+    return StaticReport(schema=schema.name, states=names, events=len(model.events),
+                        reachable=len(an.reach), findings=tuple(findings))
