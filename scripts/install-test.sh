@@ -10,6 +10,11 @@ if ! command -v nats-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v 
   (apt-get install -y -q nats-server >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nats-server >/dev/null 2>&1; }) \
     || echo "install-test: nats-server could not be installed; NATS tests will skip" >&2
 fi
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -q postgresql >/dev/null 2>&1 \
+    || echo "install-test: postgresql could not be installed; PostgreSQL tests will skip" >&2
+fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,196 @@
+"""Plain values the runtime hands out: snapshots, changes, repairs, the
+explanation of a state, counters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..machine import State
+    from .envelope import Envelope
+
+__all__ = ["Change", "Explanation", "Repair", "ReplicaStats", "Snapshot", "Step"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state after a set of events, and what is needed to continue from it.
+
+    ``version`` maps each origin to the number of its events covered (they are
+    numbered 1..n without gaps); ``horizon`` is the largest hlc covered when the
+    snapshot ends a compacted prefix (every event with ``hlc <= horizon`` is in
+    it), else -1; ``heads`` are the covered events no other covered event
+    depends on; ``clocks`` the last hlc seen from each origin; ``hlc`` the
+    replica's clock.
+    """
+
+    replica: str
+    machine: str
+    policy: str
+    state: dict[str, Any]
+    digest: str
+    version: dict[str, int]
+    events: int
+    horizon: int = -1
+    heads: tuple[str, ...] = ()
+    clocks: dict[str, int] = field(default_factory=dict)
+    hlc: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["heads"] = list(self.heads)
+        d["format"] = "convergent-snapshot/1"
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        if not isinstance(data, Mapping) or data.get("format") != "convergent-snapshot/1":
+            raise ProtocolError("not a convergent-snapshot/1 object")
+        try:
+            return cls(replica=data["replica"], machine=data["machine"], policy=data["policy"],
+                       state=dict(data["state"]), digest=data["digest"],
+                       version={str(k): int(v) for k, v in data["version"].items()},
+                       events=int(data["events"]), horizon=int(data["horizon"]),
+                       heads=tuple(data["heads"]),
+                       clocks={str(k): int(v) for k, v in data["clocks"].items()},
+                       hlc=int(data["hlc"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"malformed snapshot: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a subscriber is told after a committed batch: the state before
+    and after, the events accepted in the batch (delivery order) and whether
+    a canonical reordering (a repair) happened in it."""
+
+    before: State
+    after: State
+    events: tuple[Envelope, ...]
+    repaired: bool
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One rollback and replay: events ``inserted`` sorted before already
+    applied events (``against``, at most five listed) they do not commute with;
+    the replica rolled back to the state before position ``position`` of the
+    canonical log and replayed ``replayed`` events."""
+
+    inserted: tuple[str, ...]
+    against: tuple[str, ...]
+    position: int
+    replayed: int
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event of the canonical log and the state it led to."""
+
+    envelope: Envelope
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    @property
+    def changed(self) -> dict[str, tuple[Any, Any]]:
+        return {k: (v, self.after[k]) for k, v in self.before.items() if self.after[k] != v}
+
+
+@dataclass
+class ReplicaStats:
+    """Counters since the replica object was created (``accepted`` and
+    ``compacted`` include what was loaded from the store)."""
+
+    #: events accepted (applied), ever, including the compacted ones
+    accepted: int = 0
+    #: emitted here
+    emitted: int = 0
+    #: applied at the end of the canonical log (the common case)
+    appended: int = 0
+    #: sorted before applied events, but commuting with all of them: applied
+    #: in arrival order, no extra work (a verified independent pair)
+    commuted: int = 0
+    #: rollbacks to an earlier state and replays (non-commuting concurrent events)
+    repairs: int = 0
+    #: events re-applied by those replays
+    replayed: int = 0
+    #: envelopes received again (dropped by id)
+    duplicates: int = 0
+    #: envelopes that had to wait for a dependency
+    buffered: int = 0
+    #: envelopes refused (below the compaction horizon, or malformed)
+    rejected: int = 0
+    #: events removed from the log by compaction
+    compacted: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Forensics: how the current state came about.
+
+    ``base`` is the snapshot the retained log starts from (None: the initial
+    state), ``steps`` the retained log in canonical order with the state after
+    each event, ``repairs`` the latest rollbacks (bounded history), ``rejected``
+    the latest refused envelopes with the reason, ``stats`` the counters."""
+
+    replica: str
+    machine: str
+    initial: dict[str, Any]
+    base: Snapshot | None
+    steps: tuple[Step, ...]
+    repairs: tuple[Repair, ...]
+    rejected: tuple[tuple[str, str], ...]
+    stats: ReplicaStats
+    state: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "replica": self.replica, "machine": self.machine, "initial": self.initial,
+            "base": None if self.base is None else self.base.to_dict(),
+            "steps": [{"id": s.envelope.id, "event": s.envelope.event, "hlc": s.envelope.hlc,
+                       "deps": list(s.envelope.deps), "meta": s.envelope.meta,
+                       "changed": {k: list(v) for k, v in s.changed.items()}}
+                      for s in self.steps],
+            "repairs": [asdict(r) for r in self.repairs],
+            "rejected": [list(r) for r in self.rejected],
+            "stats": self.stats.to_dict(), "state": self.state,
+        }
+
+    def render(self, *, limit: int = 50) -> str:
+        """A human-readable account: start, the last ``limit`` steps, repairs."""
+        lines = [f"replica {self.replica} of {self.machine}: state {self.state}"]
+        if self.base is None:
+            lines.append(f"from the initial state {self.initial}")
+        else:
+            lines.append(f"from a snapshot of {self.base.events} events "
+                         f"(hlc <= {self.base.horizon}): {self.base.state}")
+        steps = self.steps[-limit:] if limit else self.steps
+        if len(steps) < len(self.steps):
+            lines.append(f"... {len(self.steps) - len(steps)} earlier steps")
+        for s in steps:
+            ch = ", ".join(f"{k} {a!r}->{b!r}" for k, (a, b) in s.changed.items()) or "no change"
+            lines.append(f"  {s.envelope.id:<14} {s.envelope.event:<16} {ch}")
+        st = self.stats
+        lines.append(f"{st.accepted} accepted, {st.appended} appended, {st.commuted} commuted, "
+                     f"{st.repairs} repairs ({st.replayed} replayed), {st.duplicates} "
+                     f"duplicates, {st.rejected} rejected")
+        for r in self.repairs[-limit:]:
+            lines.append(f"  repair: {', '.join(r.inserted[:5])} sorted before "
+                         f"{', '.join(r.against)}; replayed {r.replayed} from position "
+                         f"{r.position}")
+        for eid, why in self.rejected[-limit:]:
+            lines.append(f"  rejected {eid}: {why}")
+        return "\n".join(lines)
