@@ -149,3 +149,19 @@ def test_digest_changes_with_any_semantic_edit(edit) -> None:
     assert check(loads_spec(edit(text), "m.yaml")).policy_digest != base
     reformatted = text.replace("{apply: {n: n + 1}}", "\n    apply:\n      n: (n) + 1")
     assert check(loads_spec(reformatted, "m.yaml")).policy_digest == base
+
+
+def test_state_digest_in_report_machine_and_export(tmp_path) -> None:
+    from convergent import Machine
+    text = ("machine: m\nvars:\n  n: {int: [0, 3]}\n  b: bool\ninitial: {n: 1}\n"
+            "events:\n  inc: {apply: {n: n + 1}}\n  flip: {apply: {b: not b}}\n")
+    spec = loads_spec(text, "m.yaml")
+    m = Machine.from_spec(spec)
+    rep = m.report
+    assert rep.to_dict()["initial_digest"] == m.state_digest(m.initial)
+    assert m.state_digest(m.apply(m.initial, "inc")) != m.state_digest(m.initial)
+    path = tmp_path / "m.json"
+    m.export(str(path))
+    loaded = Machine.load(str(path))
+    assert loaded.policy_digest == m.policy_digest == rep.policy_digest
+    assert loaded.state_digest(loaded.initial) == rep.initial_digest

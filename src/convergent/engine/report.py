@@ -158,6 +158,12 @@ class Report:
     delivery: dict[str, Any] | None = None
 
     @property
+    def initial_digest(self) -> str:
+        """SHA-256 of the (normalized) initial state under this policy."""
+        from .digest import state_digest
+        return state_digest(self.policy_digest, self.initial)
+
+    @property
     def ok(self) -> bool:
         return self.verdict == "pass"
 
@@ -168,6 +174,7 @@ class Report:
             "version": self.version,
             "verdict": self.verdict,
             "policy_digest": self.policy_digest,
+            "initial_digest": self.initial_digest,
             "scope": self.scope,
             "strict": self.strict,
             "states": self.states.to_dict(),
