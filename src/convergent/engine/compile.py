@@ -118,12 +118,21 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
     eval_err = g_err
     if a_ev is not None:
         eval_err = (a_ev & fires) if eval_err is None else (eval_err | (a_ev & fires))
-    # semantic footprint
+    if eval_err is not None:
+        # no value where evaluation fails: a canonical no-op, so that the same
+        # rules give the same tables (and digest) however they are written
+        new = np.where(eval_err, ids, new)
+    # semantic footprint, over the states where the event fires and can be
+    # evaluated: an evaluation error yields no value (wherever it would be used
+    # the check stops with a BuildError), and where it happens is a footprint
+    # fact of its own, through ``eval_err``. Overflowing states stay: their
+    # clamped values are what CC2 uses at invalid states.
     reads: set[int] = set()
     writes: set[int] = set()
+    ok = fires if eval_err is None else (fires & ~eval_err)
     for w in a.writes:
         nd = space.digits_of(a_new, w)
-        if (fires & (nd != space.digits(w))).any():
+        if (ok & (nd != space.digits(w))).any():
             writes.add(w)
     new_digits = {w: space.digits_of(a_new, w) for w in writes}
     for v in space.vars:
@@ -132,7 +141,7 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
             reads.add(v)
             continue
         for w in writes:  # a var never changed needs no input: its value stays
-            if varies(new_digits[w], space, v, mask=fires):
+            if varies(new_digits[w], space, v, mask=ok):
                 reads.add(v)
                 break
     keep = reads | writes
@@ -155,17 +164,21 @@ def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvar
     hs, (hv, he), _ = _reduce(h.space, reads, [h.value, h.err])
     h = PredTable(hs, hv, he)  # type: ignore[arg-type]
     r = tabulate_assignment(m, inv.repair, f"repair of {what}")
+    if r.eval_err is not None:  # canonical no-op where the repair cannot be evaluated
+        r.new = np.where(r.eval_err, r.space.ids, r.new).astype(r.new.dtype)
     r_reads = set()
     r_writes = set()
+    r_ok = None if r.eval_err is None else ~r.eval_err
     for w in r.writes:
-        if (r.space.digits_of(r.new, w) != r.space.digits(w)).any():
+        changed = r.space.digits_of(r.new, w) != r.space.digits(w)
+        if (changed if r_ok is None else changed & r_ok).any():
             r_writes.add(w)
     r_digits = {w: r.space.digits_of(r.new, w) for w in r_writes}
     for v in r.space.vars:
         if r.err is not None and varies(r.err, r.space, v):
             r_reads.add(v)
             continue
-        if any(varies(r_digits[w], r.space, v) for w in r_writes):
+        if any(varies(r_digits[w], r.space, v, mask=r_ok) for w in r_writes):
             r_reads.add(v)
     rs, (re_, rsat), rnew = _reduce(r.space, r_reads | r_writes, [r.err, r.sat], r.new)
     r = AssignTable(rs, (rnew if rnew is not None else r.new).astype(rs.dtype),
