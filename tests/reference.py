@@ -435,3 +435,93 @@ def reference_check(spec: MachineSpec, scope: str = "reachable", strict: bool = 
     result.never_fail_holds = [inv.name for i, inv in enumerate(invs)
                                if all(m.holds(i, sid) for sid in produced)]
     return result
+
+
+# --------------------------------------------------------------------------
+# semantic footprints, by brute force over every state
+# --------------------------------------------------------------------------
+
+_ERROR = ("error",)
+
+
+def _event_outcome(m: RefMachine, e: int, sid: int) -> Any:
+    """None when the guard is false, _ERROR when evaluating the guard or the
+    assignment fails, else (successor state with every int saturated, whether
+    an int overflowed a var whose policy is ``error``)."""
+    try:
+        if not m.guard(e, sid):
+            return None
+        ev = m.spec.events[e]
+        assigned = m._call(f"apply of event {ev.name}", sid, ev.apply.evaluate)
+    except BuildError:
+        return _ERROR
+    overflow = any(m.var_map[n].kind == "int" and m.var_map[n].overflow == "error"
+                   and not m.var_map[n].lo <= int(v) <= m.var_map[n].hi
+                   for n, v in assigned.items())
+    return m.decode(m._assign("event", ev.name, sid, assigned, "clamp")), overflow
+
+
+def _varying_vars(m: RefMachine, same: Any) -> set[str]:
+    """Vars v such that some two states differing only in v are not ``same``."""
+    out = set()
+    stride = 1
+    for v in m.vars:
+        size = len(v.values)
+        for sid in range(m.total):
+            if (sid // stride) % size != 0:
+                continue
+            for j in range(1, size):
+                if not same(sid, sid + j * stride, v.name):
+                    out.add(v.name)
+                    break
+            if v.name in out:
+                break
+        stride *= size
+    return out
+
+
+def reference_footprints(spec: MachineSpec) -> dict[str, dict[str, list[str]]]:
+    """What each event really reads and writes, each invariant's holds really
+    watches, over the whole state space (valid or not):
+
+    * reads v: changing v alone changes whether the guard holds, whether
+      evaluating the event fails, whether an int overflows under ``error``,
+      or, where both fire without failing, the new (saturated) value of a var
+      the event writes;
+    * writes w: at some state the guard holds, the evaluation does not fail
+      and w changes (ints saturated, whatever the policy);
+    * watches v: changing v alone changes the holds value or whether it fails.
+    """
+    m = RefMachine(spec)
+    out: dict[str, dict[str, list[str]]] = {}
+    order = [v.name for v in m.vars]
+    for e, ev in enumerate(spec.events):
+        outcome = [_event_outcome(m, e, sid) for sid in range(m.total)]
+        writes = set()
+        for sid in range(m.total):
+            if outcome[sid] is not None and outcome[sid] is not _ERROR:
+                new, old = outcome[sid][0], m.decode(sid)
+                writes |= {w for w in order if new[w] != old[w]}
+
+        def same(s1: int, s2: int, v: str) -> bool:
+            a, b = outcome[s1], outcome[s2]
+            if a is None or b is None or a is _ERROR or b is _ERROR:
+                return (a is None) == (b is None) and (a is _ERROR) == (b is _ERROR)
+            # the new value of every var the event really changes somewhere
+            # (`x := x` changes nothing, so reads nothing; `x := if u then 0
+            # else x` changes x, and its new value depends on x and u)
+            return a[1] == b[1] and all(a[0][w] == b[0][w] for w in writes)
+
+        reads = _varying_vars(m, same)
+        out[ev.name] = {"reads": [n for n in order if n in reads],
+                        "writes": [n for n in order if n in writes]}
+    for i, inv in enumerate(spec.invariants):
+        def holds(sid: int, i: int = i) -> Any:
+            try:
+                return m.holds(i, sid)
+            except BuildError:
+                return _ERROR
+        values = [holds(sid) for sid in range(m.total)]
+        watches = _varying_vars(m, lambda s1, s2, v: values[s1] == values[s2])
+        out["invariant " + inv.name] = {"watches": [n for n in order if n in watches]}
+    return out

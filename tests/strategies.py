@@ -205,8 +205,10 @@ class GVar:
 class GMachine:
     vars: tuple[GVar, ...]
     initial: tuple[tuple[str, Any], ...]   # the written part of initial
-    invariants: tuple[tuple[str, tuple, tuple], ...]  # (name, holds, ((target, expr), ...))
-    events: tuple[tuple[str, tuple | None, tuple], ...]  # (name, guard, ((target, expr), ...))
+    # (name, holds, ((target, expr), ...)[, watches])
+    invariants: tuple[tuple, ...]
+    # (name, guard, ((target, expr), ...)[, reads, writes])
+    events: tuple[tuple, ...]
     independent: tuple[tuple[str, str], ...] | None  # None = all
     all_style: str = "omit"          # how "all" is written: omit | all
     parens: bool = False             # render with every parenthesis
@@ -244,18 +246,23 @@ class GMachine:
             lines.append(f"initial: {{{items}}}")
         if self.invariants:
             lines.append("invariants:")
-            for name, holds, repair in self.invariants:
+            for name, holds, repair, *watches in self.invariants:
                 lines.append(f"  - name: {name}")
                 lines.append(f"    holds: \"{render(holds, self.parens)}\"")
                 items = ", ".join(f"{t}: {self._expr(x)}" for t, x in repair)
                 lines.append(f"    repair: {{{items}}}")
+                if watches:
+                    lines.append(f"    watches: [{', '.join(watches[0])}]")
         lines.append("events:")
-        for name, guard, apply in self.events:
+        for name, guard, apply, *declared in self.events:
             lines.append(f"  {name}:")
             if guard is not None:
                 lines.append(f"    guard: \"{render(guard, self.parens)}\"")
             items = ", ".join(f"{t}: {self._expr(x)}" for t, x in apply)
             lines.append(f"    apply: {{{items}}}")
+            if declared:
+                lines.append(f"    reads: [{', '.join(declared[0])}]")
+                lines.append(f"    writes: [{', '.join(declared[1])}]")
         if self.independent is None:
             if self.all_style == "all":
                 lines.append("independent: all")
@@ -283,11 +290,13 @@ class GMachine:
                 return out
             return Assignment(fn=fn, text=text)
 
-        invs = tuple(Invariant(name, pred(h, f"holds of {name}"), assign(r, f"repair of {name}"))
-                     for name, h, r in self.invariants)
+        invs = tuple(Invariant(name, pred(h, f"holds of {name}"), assign(r, f"repair of {name}"),
+                               watches=w[0] if w else None)
+                     for name, h, r, *w in self.invariants)
         evs = tuple(Event(name, assign(a, f"apply of {name}"),
-                          None if g is None else pred(g, f"guard of {name}"))
-                    for name, g, a in self.events)
+                          None if g is None else pred(g, f"guard of {name}"),
+                          reads=d[0] if d else None, writes=d[1] if d else None)
+                    for name, g, a, *d in self.events)
         written = dict(self.initial)
         initial = {v.name: written.get(v.name, v.domain[0]) for v in self.vars}
         return MachineSpec(name="random_machine", vars=tuple(v.to_var() for v in self.vars),
@@ -334,6 +343,37 @@ def _vars(draw: Any) -> tuple[GVar, ...]:
         budget //= len(v.domain)
         out.append(v)
     return tuple(out)
+
+
+@st.composite
+def _big_vars(draw: Any, min_states: int, max_states: int) -> tuple[GVar, ...]:
+    """Vars whose product lies in [min_states, max_states]: enough of them
+    that the engine's blocked (low/high) table writing is exercised."""
+    names = list(draw(st.permutations(VAR_NAMES)))
+    out: list[GVar] = []
+    total = 1
+    while total < min_states:
+        name = names.pop()
+        need = -(-min_states // total)           # ceil: the size that would finish
+        if need <= 6 or len(names) <= 1:
+            size = need if draw(st.booleans()) else min(6, need + draw(st.integers(0, 2)))
+            size = max(1, min(size, max_states // total))
+            lo = draw(st.integers(-3, 2))
+            out.append(GVar(name, "int", lo=lo, hi=lo + size - 1,
+                            overflow=draw(st.sampled_from([None, "clamp", "error"]))))
+        else:
+            kind = draw(st.sampled_from(["bool", "enum", "int"]))
+            if kind == "bool":
+                out.append(GVar(name, "bool"))
+            elif kind == "enum":
+                k = draw(st.integers(2, 4))
+                out.append(GVar(name, "enum", values=tuple(draw(st.permutations(ENUM_VALUES))[:k])))
+            else:
+                lo = draw(st.integers(-3, 2))
+                out.append(GVar(name, "int", lo=lo, hi=lo + draw(st.integers(2, 6)) - 1,
+                                overflow=draw(st.sampled_from([None, "clamp", "error"]))))
+        total *= len(out[-1].domain)
+    return tuple(draw(st.permutations(out)))
 
 
 def _leaf(draw: Any, ty: Any, vs: tuple[GVar, ...]) -> tuple:
@@ -471,9 +511,14 @@ def _fixing_repair(draw: Any, vs: tuple[GVar, ...], holds: tuple) -> tuple | Non
 
 
 @st.composite
-def machines(draw: Any, max_depth: int = 3) -> GMachine:
-    """A random small machine (see the module docstring)."""
-    vs = draw(_vars())
+def machines(draw: Any, max_depth: int = 3, min_states: int | None = None,
+             max_states: int | None = None) -> GMachine:
+    """A random small machine (see the module docstring). With ``min_states``,
+    a machine of between ``min_states`` and ``max_states`` states."""
+    if min_states is None:
+        vs = draw(_vars())
+    else:
+        vs = draw(_big_vars(min_states, max_states or 4 * min_states))
     ninv = draw(st.sampled_from([1, 2, 1, 2, 3, 0]))
     invariants = []
     for name in INV_NAMES[:ninv]:
@@ -495,6 +540,18 @@ def machines(draw: Any, max_depth: int = 3) -> GMachine:
         guard = _expr(draw, "bool", vs, max_depth) if draw(st.booleans()) else None
         apply = _assignment(draw, vs, 3, max_depth)
         events.append((name, guard, apply))
+    declare = draw(st.integers(0, 3)) == 3
+    if declare:
+        # declared footprints: the syntactic ones (never smaller than the
+        # semantic ones the engine infers) plus now and then an extra var
+        var_names = [v.name for v in vs]
+
+        def superset(base: set[str]) -> tuple[str, ...]:
+            extra = set(draw(st.lists(st.sampled_from(var_names), max_size=1)))
+            return tuple(n for n in var_names if n in base | extra)
+        invariants = [(n, h, r, superset(_free_vars(h))) for n, h, r in invariants]
+        events = [(n, g, a, superset(_free_vars(g) | _free_vars(a)),
+                   superset({t for t, _ in a})) for n, g, a in events]
     all_pairs = list(combinations(names, 2))
     if not all_pairs or draw(st.booleans()):
         independent = None

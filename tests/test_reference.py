@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from convergent.errors import BuildError, ConvergentError
 from convergent.spec.model import Var
-from reference import reference_check
+from reference import reference_check, reference_footprints
 from strategies import machines, make_spec
 
 CONFORMANCE = Path("/work/shared/conformance/specs")
@@ -118,6 +118,31 @@ def test_reference_on_the_contract_example() -> None:
         "state": {"status": "shipped", "paid": False, "inventory": 0, "credit": 0},
         "direct": {"status": "pending", "paid": False, "inventory": 0, "credit": 0},
         "after_repair": {"status": "paid", "paid": True, "inventory": 0, "credit": 0}}}
+
+
+def test_reference_footprints_of_the_contract_example() -> None:
+    fp = reference_footprints(order_machine())
+    assert fp["ship_item"] == {"reads": ["status", "inventory"],
+                               "writes": ["status", "inventory"]}   # the contract's
+    assert fp["process_payment"] == {"reads": ["status"], "writes": ["status", "paid"]}
+    assert fp["restock"] == {"reads": ["inventory"], "writes": ["inventory"]}
+    assert fp["invariant no_ship_unpaid"] == {"watches": ["status", "paid"]}
+    assert fp["invariant stock_non_negative"] == {"watches": []}    # always true on [0, 5]
+
+
+def test_reference_footprints_are_semantic() -> None:
+    spec = make_spec(
+        [Var.boolean("u"), Var.integer("x", 0, 3), Var.integer("y", 0, 3)],
+        events=[("keep", None, lambda s: s.set("x", s["x"])),                    # no change
+                ("cancel_out", None, lambda s: s.set("y", s["x"] - s["x"] + 1)),  # y := 1
+                ("branch", None, lambda s: s.set("x", 0) if s["u"] else s),       # x := u ? 0 : x
+                ("saturate", None, lambda s: s.set("x", s["y"] + 10))],           # x := 3
+        independent=[])
+    fp = reference_footprints(spec)
+    assert fp["keep"] == {"reads": [], "writes": []}
+    assert fp["cancel_out"] == {"reads": [], "writes": ["y"]}
+    assert fp["branch"] == {"reads": ["u", "x"], "writes": ["x"]}
+    assert fp["saturate"] == {"reads": [], "writes": ["x"]}
 
 
 def test_reference_print_queue_guard_noop() -> None:

@@ -13,17 +13,21 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from convergent.errors import BuildError
-from reference import RefResult, reference_check
+from reference import RefResult, reference_check, reference_footprints
 from strategies import machines
 
-# SOUNDNESS_EXAMPLES=5000 for a longer hunt
+# SOUNDNESS_EXAMPLES=5000 for a longer hunt; SOUNDNESS_SHRINK=1 to shrink a
+# failing machine (minutes, with these strategies; off so a failure is quick)
 EXAMPLES = int(os.environ.get("SOUNDNESS_EXAMPLES", "500"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PHASES = tuple(Phase) if os.environ.get("SOUNDNESS_SHRINK") else tuple(
+    p for p in Phase if p is not Phase.shrink)
+HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, phases=PHASES,
+                    suppress_health_check=HEALTH)
 
 
 def engine_check():
@@ -75,9 +79,13 @@ def assert_engine_matches(spec: Any, scope: str = "reachable", strict: bool = Fa
         if not ref.wfc_ok:
             # the engine may evaluate events before it finds the repair cycle;
             # then the error must be one the reference finds at a valid state
-            with pytest.raises(BuildError):
+            try:
                 reference_check(spec, events_when_wfc_fails=True)
-            return None
+            except BuildError:
+                return None
+            raise AssertionError(
+                f"engine raised BuildError ({exc}); the reference finds WFC failing and "
+                f"no event failing at any valid state: expected a WFC-fail report") from exc
         raise AssertionError(f"engine raised BuildError, the reference did not: {exc}") from exc
     if ref_error is not None:
         raise AssertionError(f"the reference raised BuildError, the engine did not: {ref_error}")
@@ -159,6 +167,23 @@ def assert_report_matches(got: dict, ref: RefResult) -> None:
         assert findings["unreachable_valid"] == want["findings"]["unreachable_valid"]
 
 
+def _check_footprints(got: dict, ref: RefResult) -> None:
+    """The reported footprints are the semantic ones (reference_footprints)."""
+    if "footprints" not in got and "invariant_footprints" not in got:
+        return
+    want = reference_footprints(ref.spec)
+    for ev in ref.spec.events:
+        if ev.name in got.get("footprints", {}):
+            fp = got["footprints"][ev.name]
+            assert list(fp["reads"]) == want[ev.name]["reads"], ("reads", ev.name, fp)
+            assert list(fp["writes"]) == want[ev.name]["writes"], ("writes", ev.name, fp)
+    for inv in ref.spec.invariants:
+        if inv.name in got.get("invariant_footprints", {}):
+            fp = got["invariant_footprints"][inv.name]
+            assert list(fp["watches"]) == want["invariant " + inv.name]["watches"], (
+                "watches", inv.name, fp)
+
+
 def _check_cc1_counterexample(cex: dict, ref: RefResult,
                               any_valid: bool = False) -> tuple[int, int]:
     """``cex`` is a real CC1 failure per the reference; returns (pair index, state id)."""
@@ -237,8 +262,8 @@ def test_engine_matches_reference_on_loaded_yaml(g, mode) -> None:
     assert_engine_matches(spec, mode[0], mode[1], ref, err, check)
 
 
-@settings(max_examples=max(EXAMPLES * 2 // 3, 1), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=max(EXAMPLES * 2 // 3, 1), deadline=None, phases=PHASES,
+          suppress_health_check=HEALTH)
 @given(g=machines())
 def test_loaded_yaml_means_the_same_as_python_functions(g) -> None:
     """The reference on the loaded text and on the closures agree exactly:
@@ -259,3 +284,108 @@ def test_loaded_yaml_means_the_same_as_python_functions(g) -> None:
         a, b = ref_a.to_dict(), ref_b.to_dict()
         a.pop("machine"), b.pop("machine")
         assert a == b, text
+
+
+@settings(max_examples=max(EXAMPLES // 25, 4), deadline=None, phases=PHASES,
+          suppress_health_check=HEALTH)
+@given(g=machines(min_states=4097, max_states=12000), form=st.sampled_from(["python", "yaml"]))
+def test_engine_matches_reference_on_larger_spaces(g, form) -> None:
+    """Past 4096 states the engine writes its tables in low/high blocks."""
+    check = engine_check()
+    spec = g.to_spec() if form == "python" else _loads_spec()(g.to_yaml())
+    assert_engine_matches(spec, "reachable", False, check=check)
+
+
+@SETTINGS
+@given(g=machines(), form=st.sampled_from(["python", "yaml"]))
+def test_reported_footprints_are_the_semantic_ones(g, form) -> None:
+    """``footprints`` / ``invariant_footprints`` in the report are what the
+    functions really read and write (reference_footprints, by brute force)."""
+    check = engine_check()
+    spec = g.to_spec() if form == "python" else _loads_spec()(g.to_yaml())
+    try:
+        got = check(spec).to_dict()
+    except BuildError:
+        return                          # test_engine_matches_reference_* judge that
+    ref, _ = _run_reference(spec)
+    if ref is None:                     # WFC fails, BuildError elsewhere: not judged here
+        return
+    _check_footprints(got, ref)
+
+
+# --------------------------------------------------------------------------
+# under-declared footprints, at random
+# --------------------------------------------------------------------------
+
+
+def _semantic_reads(ref_machine, fn) -> set[str] | None:
+    """Vars on which ``fn(state)`` really depends, by brute force over every
+    state (None if fn raises somewhere: then leave it alone)."""
+    m = ref_machine
+    try:
+        values = [fn(m.decode(sid)) for sid in range(m.total)]
+    except Exception:
+        return None
+    out = set()
+    stride = 1
+    for v in m.vars:
+        size = len(v.values)
+        for sid in range(m.total):
+            digit = (sid // stride) % size
+            if digit + 1 < size and values[sid] != values[sid + stride]:
+                out.add(v.name)
+                break
+        stride *= size
+    return out
+
+
+@settings(max_examples=max(EXAMPLES // 4, 10), deadline=None, phases=PHASES,
+          suppress_health_check=HEALTH)
+@given(g=machines(), data=st.data())
+def test_under_declared_footprint_is_always_caught(g, data) -> None:
+    """Declare a footprint missing one var that a guard or holds really reads:
+    loading or checking must fail, naming the event/invariant and the var."""
+    from hypothesis import assume
+
+    from reference import RefMachine
+    from strategies import _free_vars, evaluate
+
+    check = engine_check()
+    _, error = _run_reference(g.to_spec())
+    assume(error is None)              # no other build error to get in the way
+    m = RefMachine(g.to_spec())
+    candidates = []
+    for i, (name, guard, apply, *_) in enumerate(g.events):
+        if guard is None:
+            continue
+        reads = _semantic_reads(m, lambda st_, t=guard: evaluate(t, st_.__getitem__))
+        for v in sorted(reads or ()):
+            candidates.append(("event", i, v))
+    for i, (name, holds, repair, *_) in enumerate(g.invariants):
+        reads = _semantic_reads(m, lambda st_, t=holds: evaluate(t, st_.__getitem__))
+        for v in sorted(reads or ()):
+            candidates.append(("invariant", i, v))
+    assume(candidates)
+    kind, index, missing = data.draw(st.sampled_from(candidates))
+    names = [v.name for v in g.vars]
+    if kind == "event":
+        name, guard, apply, *_ = g.events[index]
+        reads = tuple(n for n in names
+                      if n in (_free_vars(guard) | _free_vars(apply)) and n != missing)
+        writes = tuple(n for n in names if n in {t for t, _ in apply})
+        events = list(g.events)
+        events[index] = (name, guard, apply, reads, writes)
+        g = dataclasses.replace(g, events=tuple(events))
+    else:
+        name, holds, repair, *_ = g.invariants[index]
+        watches = tuple(n for n in names if n in _free_vars(holds) and n != missing)
+        invs = list(g.invariants)
+        invs[index] = (name, holds, repair, watches)
+        g = dataclasses.replace(g, invariants=tuple(invs))
+    form = data.draw(st.sampled_from(["python", "yaml"]))
+    from convergent.errors import ConvergentError
+    with pytest.raises(ConvergentError) as info:
+        spec = g.to_spec() if form == "python" else _loads_spec()(g.to_yaml())
+        check(spec)
+    message = str(info.value)
+    assert name in message and missing in message, message

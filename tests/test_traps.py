@@ -12,7 +12,7 @@ import pytest
 
 from convergent.errors import BuildError, ConvergentError
 from convergent.spec.model import Var
-from reference import reference_check
+from reference import reference_check, reference_footprints
 from strategies import make_spec
 from test_soundness import assert_engine_matches, engine_check
 
@@ -243,6 +243,8 @@ def test_gsm_order_machine(form) -> None:
         "order1": {"status": "paid", "paid": True, "inventory": 1, "credit": 0},
         # restock then ship_item: it ships
         "order2": {"status": "shipped", "paid": True, "inventory": 0, "credit": 0}}
+    assert got["footprints"]["ship_item"] == {"reads": ["status", "inventory"],
+                                              "writes": ["status", "inventory"]}
     assert got["cc2"]["ok"] is False
     assert got["cc2"]["counterexample"] == {
         "event": "process_payment",
@@ -551,3 +553,89 @@ def test_wfc_cycle() -> None:
     assert got["verdict"] == "fail"
     assert got["wfc"]["ok"] is False
     assert got["wfc"]["counterexample"] is not None
+
+
+CC2_EVAL_ERROR_YAML = """
+machine: div
+vars:
+  a: {int: [0, 1]}
+invariants:
+  - name: a_nonzero
+    holds: a != 0
+    repair: {a: 1}
+events:
+  go: {apply: {a: 0}}
+  drop: {apply: {a: a / a}}
+"""
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_eval_error_at_an_invalid_state_that_cc2_needs(form) -> None:
+    """drop divides by zero only at a=0, an invalid state: CC2 evaluates
+    events there, so it is a build error (an earlier engine said nothing)."""
+    if form == "yaml":
+        spec = loads(CC2_EVAL_ERROR_YAML)
+    else:
+        spec = make_spec([Var.integer("a", 0, 1)],
+                         invariants=[("a_nonzero", lambda s: s["a"] != 0,
+                                      lambda s: s.set("a", 1))],
+                         events=[("go", None, lambda s: s.set("a", 0)),
+                                 ("drop", None, lambda s: s.set("a", s["a"] // s["a"]))])
+    with pytest.raises(BuildError, match="drop"):
+        reference_check(spec)
+    with pytest.raises(BuildError, match="drop"):
+        engine_check()(spec)
+
+
+def test_later_holds_is_not_evaluated_where_an_earlier_one_fails() -> None:
+    """Holds are evaluated in list order up to the first failing one (the
+    reference's reading, and the engine's): b's division by zero at x=0 is
+    never needed, because a already fails there."""
+    spec = make_spec([Var.integer("x", 0, 2)],
+                     invariants=[("a", lambda s: s["x"] != 0, lambda s: s.set("x", 1)),
+                                 ("b", lambda s: 2 // s["x"] >= 1, lambda s: s.set("x", 1))],
+                     events=[("inc", None, lambda s: s.set("x", s["x"] + 1))], independent=[])
+    assert verify(spec)["verdict"] == "pass"
+
+
+RAISES_SOMEWHERE_YAML = """
+machine: raises_somewhere
+vars:
+  a: {int: [0, 1]}
+  b: {int: [-1, 0]}
+invariants:
+  - name: never
+    holds: a > 5
+    repair: {a: a}
+events:
+  flip:
+    apply: {a: a / b}
+    reads: [b]
+    writes: [a]
+"""
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_exact_footprint_of_a_function_that_raises_somewhere(form) -> None:
+    """flip fails to evaluate at b=0 and elsewhere its result does not depend
+    on a (python: d := 1 // b == 1 is true at b=1; yaml: a := a / b is 0 at
+    b=-1 once clamped), so it reads only b. Every state is invalid and the
+    repairs never terminate, so no event is evaluated where it matters: the
+    answer is a WFC failure, and the exact declaration reads: [b] is no lie.
+    (Found by the soundness hunt: the engine counted the values computed at
+    the failing states, and so the written var as read.)"""
+    if form == "yaml":
+        spec = loads(RAISES_SOMEWHERE_YAML)
+        written = "a"
+    else:
+        spec = make_spec([Var.integer("b", 0, 1), Var.boolean("d")],
+                         invariants=[("never", lambda s: False, lambda s: s.set("b", s["b"]))],
+                         events=[("flip", None, lambda s: s.set("d", 1 // s["b"] == 1),
+                                  ["b"], ["d"])],
+                         independent=[])
+        written = "d"
+    assert reference_check(spec).wfc_ok is False
+    assert reference_footprints(spec)["flip"] == {"reads": ["b"], "writes": [written]}
+    got = verify(spec)
+    assert got["verdict"] == "fail" and got["wfc"]["ok"] is False
+    assert got["footprints"]["flip"] == {"reads": ["b"], "writes": [written]}
