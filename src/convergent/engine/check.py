@@ -367,7 +367,7 @@ class _Checker:
         n = self.full.size
         visited = np.zeros(n, dtype=bool)
         parent = np.empty(n, dtype=self.full.dtype)
-        pev = np.empty(n, dtype=np.int16)
+        pev = np.empty(n, dtype=np.int16 if step.shape[0] < 32767 else np.int32)
         depth = np.empty(n, dtype=np.int32)
         visited[s0] = True
         parent[s0] = -1
