@@ -531,61 +531,45 @@ class _Checker:
 
     # ------------------------------------------------------------ CC2
 
-    def _cc2_evaluable(self) -> None:
-        """CC2 evaluates every event at every invalid state s and at rho(s):
-        an evaluation error there is a build error, as wherever an assignment
-        is evaluated (checked for all events before any verdict)."""
-        cm, norm = self.cm, self.norm
-        for e in cm.events:
+    def _invalid_and_rho(self, e: CompiledEvent) -> tuple[Space, np.ndarray, np.ndarray]:
+        """On the event's space: which states are invalid, and one repair step."""
+        norm = self.norm
+        sp = self.space_of(e.space.vars)
+        pd = sp.project(norm.space)
+        rho = (sp.ids.astype(np.int64) + norm.rho_delta(sp)[pd]).astype(sp.dtype)
+        return sp, ~norm.valid[pd], rho
+
+    def _cc2(self) -> CC2Result:
+        """CC2 evaluates every event at every invalid state s and at rho(s).
+        First, for every event, an evaluation error there is a build error (as
+        wherever an assignment is evaluated); then the first event in order
+        that does not commute with a repair gives the counterexample, at its
+        smallest state."""
+        cm = self.cm
+        per_event = [(e, *self._invalid_and_rho(e)) for e in cm.events]
+        for e, sp, invalid, rho in per_event:
             if e.eval_err is None:
                 continue
-            sp = self.space_of(e.space.vars)
-            pd = sp.project(norm.space)
-            invalid = ~norm.valid[pd]
-            rho = (sp.ids.astype(np.int64) + norm.rho_delta(sp)[pd]).astype(sp.dtype)
             ev = e.eval_err[sp.project(e.space)]
             broken = invalid & (ev | ev[rho])
             if broken.any():
-                local = int(np.flatnonzero(broken)[0])
-                state = local_to_state(cm, sp, local)
+                state = local_to_state(cm, sp, int(np.flatnonzero(broken)[0]))
                 raise BuildError(f"event {e.name!r} cannot be evaluated at the invalid "
                                  f"state {describe_state(state)} (or after one repair "
                                  "of it), which CC2 needs", name=e.name, state=state)
-
-    def _cc2(self) -> CC2Result:
-        cm, norm = self.cm, self.norm
-        self._cc2_evaluable()
-        best: tuple[int, int, int] | None = None
-        best_space: Space | None = None
-        for e in cm.events:
-            sp = self.space_of(e.space.vars)
-            loc = self.event_on(e, sp)
-            pd = sp.project(norm.space)
-            invalid = ~norm.valid[pd]
+        for e, sp, invalid, rho in per_event:
             if not invalid.any():
                 continue
-            rho = (sp.ids.astype(np.int64) + norm.rho_delta(sp)[pd]).astype(sp.dtype)
-            bad = invalid & (loc.step != loc.step[rho])
-            if bad.any():
-                locs = np.flatnonzero(bad)
-                fids = sp.embed(locs, self.full)
-                j = int(np.argmin(fids))
-                key = (e.index, int(fids[j]), int(locs[j]))
-                if best is None or key < best:
-                    best, best_space = key, sp
-                break  # events are scanned in order: the first failing one wins
-        if best is None:
-            return CC2Result(True, None)
-        assert best_space is not None
-        e = cm.events[best[0]]
-        sp = best_space
-        loc = self.event_on(e, sp)
-        s = best[2]
-        rho_s = int(s + norm.rho_delta(sp)[int(sp.project(norm.space, np.array([s]))[0])])
-        return CC2Result(False, CC2Counterexample(
-            e.name, local_to_state(cm, sp, s),
-            _embed_state(cm, sp, int(loc.step[s]), s),
-            _embed_state(cm, sp, int(loc.step[rho_s]), s)))
+            step = self.event_on(e, sp).step
+            bad = invalid & (step != step[rho])
+            if not bad.any():
+                continue
+            locs = np.flatnonzero(bad)
+            s = int(locs[int(np.argmin(sp.embed(locs, self.full)))])
+            return CC2Result(False, CC2Counterexample(
+                e.name, local_to_state(cm, sp, s), local_to_state(cm, sp, int(step[s])),
+                local_to_state(cm, sp, int(step[rho[s]]))))
+        return CC2Result(True, None)
 
     # ------------------------------------------------------------ findings
 
@@ -652,10 +636,6 @@ def _check_size(cm: CompiledMachine, full: Space) -> None:
         raise BuildError(f"{cm.spec.name!r} needs {need / 2**30:.1f} GiB of step tables "
                          f"({n:,} states x {e} events) but this machine has "
                          f"{ram / 2**30:.1f} GiB of memory")
-
-
-def _embed_state(cm: CompiledMachine, sp: Space, local: int, like: int) -> dict[str, Any]:
-    return local_to_state(cm, sp, local)
 
 
 def _explain_error(cm: CompiledMachine, e: CompiledEvent, state: dict[str, Any]) -> str:
