@@ -10,14 +10,16 @@ PUBLIC = {
     "BytesCodec", "Certificate", "CertifiedValue", "Codec", "ConfigError", "Confirmation",
     "ConsensusCore", "ConsensusError", "ConsensusNode", "CoreConfig", "CoreStats", "Decision",
     "EpochSchedule", "Equivocation", "Event", "EvidenceFound", "EvidencePool", "FaultObserved",
-    "Finalized", "JsonCodec", "KeyPair", "Kind", "LeaderProvider", "Listener", "Liveness",
-    "LivenessProvider", "LocalNetwork", "LockProof", "MachineSpec", "NoSync", "Notification",
-    "Phase", "Proposal", "Providers", "RoundRobinLeaders", "SafetyViolation", "StateConfig",
+    "FileSafetyStore", "Finalized", "JsonCodec", "KeyPair", "Kind", "LeaderProvider", "Listener", "Liveness",
+    "LivenessProvider", "LocalNetwork", "LockProof", "MachineSpec", "MemorySafetyStore",
+    "NoSync", "Notification",
+    "Phase", "Proposal", "Providers", "RoundRobinLeaders", "SafetyState", "SafetyStore",
+    "SafetyViolation", "SigningGuard", "StateConfig",
     "SyncProvider", "TcpTransport", "TraceLog", "TraceRecord", "Transition",
     "TransitionRecord", "Transport", "Validator", "ValidatorSet", "Verifier", "Vote",
     "VotingProvider", "WireError", "to_dot", "to_mermaid", "to_table",
 }
-SIM = {"NetworkConfig", "NetworkModel", "Partition", "ProviderFaults", "SIM_SPEC", "Scheduler",
+SIM = {"Crash", "NetworkConfig", "NetworkModel", "Partition", "ProviderFaults", "SIM_SPEC", "Scheduler",
        "SimConfig", "SimResult", "Simulation", "simulate"}
 
 

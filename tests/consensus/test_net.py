@@ -14,6 +14,7 @@ import pytest
 
 from convergent.consensus import KeyPair, TcpTransport
 from convergent.consensus.demo import main
+from convergent.consensus.guard import FileSafetyStore
 from convergent.consensus.messages import Kind, sign_vote
 from convergent.consensus.wire import encode
 
@@ -62,11 +63,13 @@ def test_demo_rejects_bad_arguments(capsys):
 
 
 @pytest.mark.slow
-def test_demo_four_processes_one_byzantine_over_loopback():
+def test_demo_four_processes_one_byzantine_over_loopback(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    state = tmp_path / "state"
     proc = subprocess.run(
-        [sys.executable, "-m", "convergent.consensus.demo", "--rounds", "4", "--timeout", "60"],
+        [sys.executable, "-m", "convergent.consensus.demo", "--rounds", "4", "--timeout", "60",
+         "--state-dir", str(state)],
         capture_output=True, text=True, timeout=120, env=env, check=False)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
@@ -78,3 +81,9 @@ def test_demo_four_processes_one_byzantine_over_loopback():
     assert "honest nodes agree on every round" in out
     proven = re.search(r"(\d+) equivocations proven against n03", out)
     assert proven and int(proven.group(1)) > 0
+    # every node kept its signing guard in its own file, fsync'd before it signed
+    for i in range(4):
+        guard = FileSafetyStore(state / f"n0{i}.guard.json").load()
+        assert guard.resume_point() is not None and guard.resume_point()[0] >= 3
+    # the directory now holds guards: a new chain there is refused (exit status 2)
+    assert main(["--state-dir", str(state)]) == 2

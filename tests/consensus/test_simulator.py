@@ -56,8 +56,9 @@ def random_case(seed: int) -> SimConfig:
                      byzantine=byzantine, max_time=600.0)
 
 
-def run_case(seed: int) -> tuple[int, bool, int, float, float, list[str], int]:
-    """(seed, safe, min finalized, max post-GST gap, bound, strategies, messages).
+def run_case(seed: int) -> tuple[int, bool, int, float, float, list[str], int, int, int]:
+    """(seed, safe, min finalized, max post-GST gap, bound, strategies, messages,
+    conflicting pairs signed by honest nodes, signatures their guards refused).
 
     The bound assumes honest providers answer: a run with injected provider faults must
     still finalize, but its honest nodes may lose views of their own, so it gets no bound.
@@ -70,7 +71,8 @@ def run_case(seed: int) -> tuple[int, bool, int, float, float, list[str], int]:
     if cfg.faults.raise_rate or cfg.faults.hang_rate:
         bound = float("inf")
     return (seed, r.safe, r.min_finalized, max(gaps, default=0.0), bound,
-            list(cfg.byzantine), r.messages_sent)
+            list(cfg.byzantine), r.messages_sent, len(r.double_signed) + len(r.blamed_honest),
+            r.refused.total())
 
 
 def _map(func, items):
@@ -99,6 +101,9 @@ def test_safety_and_liveness_over_1000_seeded_runs():
     results = _map(run_case, range(1000))
     unsafe = [r[0] for r in results if not r[1]]
     assert unsafe == [], f"safety violated for seeds {unsafe}"
+    assert [r[0] for r in results if r[7]] == [], "an honest node signed conflicting messages"
+    # and, never restarted, no honest node ever ran into its own signing guard
+    assert [r[0] for r in results if r[8]] == [], "the guard refused a node that never restarted"
     stuck = [(r[0], r[2], r[5]) for r in results if r[2] < HEIGHTS]
     assert stuck == [], f"runs that did not finalize {HEIGHTS} heights: {stuck[:10]}"
     slow = [(r[0], round(r[3], 2), round(r[4], 2)) for r in results if r[3] > r[4]]

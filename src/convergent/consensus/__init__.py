@@ -4,6 +4,7 @@ Layers, from the inside out:
 
 * ``MachineSpec`` - the phases, events, transition table and timeouts, as data;
 * ``ConsensusCore`` - the pure protocol: one input in, effects out, safety rules inside;
+* ``SigningGuard`` - the durable record of what this validator signed (restart safety);
 * ``ConsensusNode`` - the asyncio runtime: providers as tasks, timers, listeners;
 * ``TcpTransport`` / ``LocalNetwork`` - real and in-process transports;
 * ``convergent.consensus.sim`` - the deterministic simulator with byzantine strategies.
@@ -24,6 +25,7 @@ from .effects import (
 )
 from .errors import ConfigError, ConsensusError, SafetyViolation, WireError
 from .evidence import Equivocation, EvidencePool
+from .guard import FileSafetyStore, MemorySafetyStore, SafetyState, SafetyStore, SigningGuard
 from .machine import Event, MachineSpec, Phase, StateConfig, Transition
 from .messages import Certificate, Confirmation, Kind, Liveness, LockProof, Proposal, Vote
 from .net import TcpTransport
@@ -64,6 +66,7 @@ __all__ = [
     "EvidenceFound",
     "EvidencePool",
     "FaultObserved",
+    "FileSafetyStore",
     "Finalized",
     "JsonCodec",
     "KeyPair",
@@ -75,13 +78,17 @@ __all__ = [
     "LocalNetwork",
     "LockProof",
     "MachineSpec",
+    "MemorySafetyStore",
     "NoSync",
     "Notification",
     "Phase",
     "Proposal",
     "Providers",
     "RoundRobinLeaders",
+    "SafetyState",
+    "SafetyStore",
     "SafetyViolation",
+    "SigningGuard",
     "StateConfig",
     "SyncProvider",
     "TcpTransport",

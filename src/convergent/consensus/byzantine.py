@@ -35,6 +35,7 @@ from .messages import (
     sign_proposal,
     sign_vote,
 )
+from .validators import EpochSchedule
 
 __all__ = ["STRATEGIES", "AdversaryContext", "FilteredTransport", "Strategy", "make_strategy",
            "shadow"]
@@ -59,6 +60,8 @@ class AdversaryContext:
     rng: random.Random
     record: Callable[[tuple[Kind, int, int, int, str]], None] | None = None
     sybils: tuple[KeyPair, ...] = field(default_factory=tuple)
+    schedule: EpochSchedule | None = None
+    """The validator sets, for strategies that depend on membership (``zombie``)."""
 
     @property
     def groups(self) -> tuple[frozenset[NodeId], frozenset[NodeId]]:
@@ -87,6 +90,10 @@ class Strategy:
 
     def outgoing(self, message: Message, recipients: Sequence[NodeId]) -> Routed:
         return [(message, r) for r in recipients]
+
+    def react(self, message: Message) -> Routed:
+        """Messages to send of its own accord on receiving ``message`` (none by default)."""
+        return []
 
 
 class Silent(Strategy):
@@ -263,6 +270,35 @@ class Replay(Strategy):
         return out
 
 
+class Zombie(Strategy):
+    """A validator removed from the set that keeps voting as if it were still a member.
+
+    While it is a member it behaves (given ``ctx.schedule``; without one it acts at
+    every height, i.e. it equivocates). For every proposal of a height whose set no
+    longer contains it, it signs prevotes and precommits for the proposed value and
+    for its shadow (what an equivocating accomplice shows the other half), labelled
+    with the height's epoch and with the previous one, and sends them to everyone.
+    Were those votes counted, a removed validator could complete an accomplice's
+    conflicting quorum; they must be dropped as ``unknown-signer`` / ``bad-epoch``.
+    """
+
+    name = "zombie"
+
+    def react(self, message: Message) -> Routed:
+        ctx = self.ctx
+        if not isinstance(message, Proposal) or message.signer == ctx.keys.node_id:
+            return []
+        schedule = ctx.schedule
+        if schedule is not None and ctx.keys.node_id in schedule.validators_at(message.height):
+            return []
+        digests = (message.digest, hashlib.sha256(shadow(message.value)).digest())
+        epochs = sorted({message.epoch, max(0, message.epoch - 1)})
+        votes = [sign_vote(ctx.keys, ctx.chain_id, kind, epoch, message.height, message.view, d)
+                 for epoch in epochs for d in digests for kind in (Kind.PREVOTE, Kind.PRECOMMIT)]
+        peers = [p for p in (*ctx.honest, *ctx.coalition) if p != ctx.keys.node_id]
+        return [(v, p) for v in votes for p in peers]
+
+
 class Chaos(Strategy):
     """Each message handled by a randomly chosen one of the other strategies."""
 
@@ -283,7 +319,7 @@ class Chaos(Strategy):
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (Strategy, Silent, Withhold, Equivocate, Garbage, Sybil,
-                              WrongLeader, Replay, Chaos)
+                              WrongLeader, Replay, Zombie, Chaos)
 }
 
 

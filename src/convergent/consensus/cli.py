@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     d = csub.add_parser("demo", help="4 validator processes on loopback, one byzantine",
                         description="Start validator processes on 127.0.0.1 and show rounds "
                                     "finalizing (options: --nodes --byzantine --strategy "
-                                    "--rounds --timeout --seed --verbose).",
+                                    "--rounds --timeout --seed --state-dir --verbose).",
                         add_help=False)
     d.set_defaults(func=_demo, pass_through=True)
     r = csub.add_parser("render", help="print the machine as mermaid, dot or a table")

@@ -25,6 +25,9 @@ The safety rules, enforced here whatever the transition table says:
    prevote certificate for view ``m`` whose value it proposes.
 6. A height is final on a quorum of precommits for one (view, value), seen
    directly or as a certificate in a confirmation or a sync answer.
+7. Rules 2 and 4 hold across restarts: every signature is first recorded in the
+   validator's durable signing guard (``guard.py``, with the lock), which refuses
+   anything contradicting what it recorded; a restarted core resumes from it.
 
 Why that is safe (the full argument is in ``docs/consensus.md``): if ``x`` is
 finalized in view ``r``, more than a third of the weight - at least one honest
@@ -64,8 +67,9 @@ from .effects import (
     TimerFired,
     TransitionRecord,
 )
-from .errors import ConfigError
+from .errors import ConfigError, ConsensusError
 from .evidence import Equivocation, EvidencePool
+from .guard import MemorySafetyStore, SafetyStore, SigningGuard
 from .machine import Event, MachineSpec, Phase
 from .messages import (
     NO_LOCK,
@@ -78,6 +82,7 @@ from .messages import (
     Proposal,
     Signer,
     Vote,
+    kind_of,
     sign_confirmation,
     sign_liveness,
     sign_proposal,
@@ -149,6 +154,8 @@ class CoreStats:
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        """Messages the signing guard would not let this node sign, by kind."""
 
 
 class _View:
@@ -230,11 +237,19 @@ class ConsensusCore(Generic[V]):
 
     Not thread-safe by design: exactly one owner (the runtime's event loop, or
     the simulator) calls ``handle``, so no state is ever shared.
+
+    ``guard`` is the validator's durable signing record (``guard.py``); every
+    signature passes it before it leaves. The default ``MemorySafetyStore``
+    lasts as long as the process: give a real validator a ``FileSafetyStore``.
+    A core built on a store that has signed before resumes at its last (height,
+    view) with its lock. ``start_height`` is where the application's chain is
+    (heights below it are done); the core starts at the higher of the two.
     """
 
     def __init__(self, keys: Signer, schedule: EpochSchedule, *,
                  spec: MachineSpec | None = None, config: CoreConfig | None = None,
-                 codec: Codec[V] | None = None, verifier: Verifier | None = None) -> None:
+                 codec: Codec[V] | None = None, verifier: Verifier | None = None,
+                 guard: SafetyStore | None = None, start_height: int = 0) -> None:
         self.keys = keys
         self.node_id: NodeId = keys.node_id
         self.schedule = schedule
@@ -267,6 +282,38 @@ class ConsensusCore(Generic[V]):
         self._ahead: dict[NodeId, int] = {}
         self._hinted: set[tuple[NodeId, int, int]] = set()
         self._sync_asked_at = -1
+        if not isinstance(start_height, int) or start_height < 0:
+            raise ConfigError(f"start_height={start_height!r} (expected int >= 0)")
+        self._start_height = start_height
+        self._resume_note: str | None = None
+        self.guard = SigningGuard(guard if guard is not None else MemorySafetyStore(),
+                                  self._guard_owner())
+        self._resume()
+
+    def _guard_owner(self) -> str:
+        key = getattr(self.keys, "public_key", b"")
+        return f"{self.config.chain_id}/{self.node_id}/{bytes(key).hex()}"
+
+    def _resume(self) -> None:
+        """Start where the guard (or the application) says this validator left off."""
+        point = self.guard.resume_point()
+        height, view = self._start_height, 0
+        if point is not None and point[0] >= height:
+            height, view = point
+        self.height, self.view = height, view
+        self._lock = self.guard.state.lock_at(height)
+        self._resume_note = None
+        if point is not None:
+            self._resume_note = (f"resuming at h={height} v={view} from the signing guard"
+                                 + (f", locked in view {self._lock[0]}" if self._lock else ""))
+
+    def use_guard(self, store: SafetyStore) -> None:
+        """Replace the signing guard's store (before ``Start``) and resume from it."""
+        if self.phase is not self.spec.initial or self.stats.sent.total():
+            raise ConsensusError(
+                f"node {self.node_id}: the signing guard can only be set before the node runs")
+        self.guard = SigningGuard(store, self._guard_owner())
+        self._resume()
 
     # ================================================================ public surface
 
@@ -284,6 +331,9 @@ class ConsensusCore(Generic[V]):
         elif isinstance(inp, ProviderFailed):
             self._on_result(inp.token, None, inp.error)
         elif isinstance(inp, Start):
+            if self._resume_note is not None:
+                self._trace(self._resume_note)
+                self._resume_note = None
             self._raise(Event.START)
         elif isinstance(inp, Stop):
             self._raise(Event.STOP)
@@ -540,11 +590,17 @@ class ConsensusCore(Generic[V]):
             book.leaders = round_robin(self.height, book.validators)
             self._trace("leaders unknown at liveness check: using round robin")
         if vb.my_liveness is None and self._is_member():
-            msg = sign_liveness(self.keys, self.config.chain_id, book.epoch, self.height,
-                                self.view, self._lock)
-            vb.my_liveness = msg
-            self._store_liveness(book, vb, msg)
-            self._send(msg)
+            if self._lock is not None and self._lock[0] >= self.view:
+                # Only after a restart into the view it locked in: its liveness for this
+                # view was signed before the lock, and the guard holds the record of it.
+                self._trace("locked in this very view before a restart: no liveness")
+            else:
+                msg = sign_liveness(self.keys, self.config.chain_id, book.epoch, self.height,
+                                    self.view, self._lock)
+                if self._guarded(msg):
+                    vb.my_liveness = msg
+                    self._store_liveness(book, vb, msg)
+                    self._send(msg)
         self._check_liveness_quorum()
         self._check_proposal()
         self._check_jump()
@@ -590,6 +646,8 @@ class ConsensusCore(Generic[V]):
         justification, cert = self._plan
         p = sign_proposal(self.keys, self.config.chain_id, book.epoch, self.height, self.view,
                           self._proof[2], justification, cert)
+        if not self._guarded(p):
+            return
         vb.proposals[self.node_id] = vb.signed_proposals[self.node_id] = p
         book.values[p.digest] = p.value
         self._send(p)
@@ -635,6 +693,8 @@ class ConsensusCore(Generic[V]):
             return
         vote = sign_vote(self.keys, self.config.chain_id, Kind.PREVOTE, book.epoch,
                          self.height, self.view, p.digest)
+        if not self._guarded(vote):
+            return
         vb.my_prevote = vote
         self._store_vote(book, vb, vote)
         self._send(vote)
@@ -666,9 +726,10 @@ class ConsensusCore(Generic[V]):
         if vb.my_precommit is None:
             vote = sign_vote(self.keys, self.config.chain_id, Kind.PRECOMMIT, book.epoch,
                              self.height, self.view, mine.digest)
-            vb.my_precommit = vote
-            self._store_vote(book, vb, vote)
-            self._send(vote)
+            if self._guarded(vote):
+                vb.my_precommit = vote
+                self._store_vote(book, vb, vote)
+                self._send(vote)
         self._try_decide(book)
 
     def _enter_verifying(self) -> None:
@@ -688,6 +749,8 @@ class ConsensusCore(Generic[V]):
         result = result if len(result) <= 64 else _sha(result)
         conf = sign_confirmation(self.keys, self.config.chain_id, book.epoch, book.height,
                                  decision.raw, result, decision.certificate)
+        if not self._guarded(conf):
+            return
         book.my_confirmation = conf
         book.confirmations[self.node_id] = conf
         self._send(conf)
@@ -844,6 +907,22 @@ class ConsensusCore(Generic[V]):
 
     def _reject(self, reason: str) -> None:
         self.stats.rejected[reason] += 1
+
+    def _guarded(self, message: Message) -> bool:
+        """Record ``message`` durably in the signing guard; False if it must not leave."""
+        lock = None
+        if self._lock is not None and message.height == self.height:
+            lock = (self.height, self._lock[0], self._lock[1])
+        try:
+            reason = self.guard.permit(message, self.config.chain_id, lock)
+        except Exception as exc:  # noqa: BLE001 - no durable record, no signature
+            reason = f"the signing guard could not record it: {exc!r}"
+        if reason is None:
+            return True
+        kind = kind_of(message).name
+        self.stats.refused[kind] += 1
+        self._fault(message.height, "sign-refused", None, f"{kind}: {reason}")
+        return False
 
     def _send(self, message: Message, to: NodeId | None = None) -> None:
         self.stats.sent[type(message).__name__] += 1

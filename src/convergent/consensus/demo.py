@@ -6,7 +6,12 @@ convergent.consensus.demo --child``), each a ``ConsensusNode`` with a
 their port, the parent hands everyone the peer table, and then prints each
 round as soon as every honest node has finalized it. After ``--rounds``
 rounds it stops the children and checks that the honest nodes agree on every
-round. The last ``--byzantine`` nodes run a byzantine strategy.
+round. The last ``--byzantine`` nodes run a byzantine strategy. Each node keeps
+its signing guard in a file (``<state dir>/<node>.guard.json``, written and
+fsync'd before any of its signatures is sent): a temporary directory removed at
+the end, or ``--state-dir`` to keep them for inspection (it must not hold guard
+files already: the demo starts a new chain at height 0, which validators that
+remember signing later heights would rightly refuse to rejoin).
 
 Exit status: 0 all rounds finalized and agreed, 1 disagreement or timeout,
 2 bad arguments.
@@ -26,6 +31,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +41,7 @@ from .byzantine import STRATEGIES, AdversaryContext, FilteredTransport, make_str
 from .core import ConsensusCore, CoreConfig
 from .crypto import KeyPair
 from .effects import CertifiedValue, Decision, EvidenceFound, FaultObserved, Finalized
+from .guard import FileSafetyStore
 from .machine import MachineSpec
 from .net import TcpTransport
 from .providers import JsonCodec, Providers, round_robin
@@ -123,12 +130,15 @@ async def _child(timeout: float) -> int:
         elif isinstance(note, FaultObserved) and note.kind != "provider-failed":
             _say(f"FAULT {note.kind} {note.peer} {note.height}")
 
-    node: ConsensusNode[Any, Any] = ConsensusNode(core, providers, transport,
-                                                  listeners=[report])
+    node: ConsensusNode[Any, Any] = ConsensusNode(
+        core, providers, transport, listeners=[report],
+        guard=FileSafetyStore(cfg["guard_file"]) if cfg.get("guard_file") else None)
 
     def on_message(message: Any) -> None:
         if strategy is not None:
             strategy.incoming(message)
+            for msg, dst in strategy.react(message):
+                tcp.send(msg, dst)
         node.deliver(message)
 
     tcp.on_message = on_message
@@ -141,7 +151,7 @@ async def _child(timeout: float) -> int:
     await node.stop(timeout=2.0)
     await tcp.close()
     stats = {"rejected": dict(core.stats.rejected), "evidence": len(core.evidence),
-             "height": core.height}
+             "height": core.height, "refused": dict(core.stats.refused)}
     _say(f"STOPPED {json.dumps(stats, sort_keys=True)}")
     return 0
 
@@ -185,6 +195,13 @@ async def _parent(args: argparse.Namespace) -> int:
           f"{f' ({args.strategy})' if byz else ''}; {args.rounds} rounds", flush=True)
     children: list[_Child] = []
     started = time.monotonic()
+    temp = None
+    if args.state_dir:
+        state_dir = Path(args.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        temp = tempfile.TemporaryDirectory(prefix="consensus-demo-")
+        state_dir = Path(temp.name)
     for node_id in ids:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "convergent.consensus.demo", "--child",
@@ -197,7 +214,8 @@ async def _parent(args: argparse.Namespace) -> int:
         cfg = {"node_id": key.node_id, "private_key": key.private_bytes().hex(),
                "validators": validators, "chain_id": f"demo-{args.seed}",
                "strategy": args.strategy if child.byzantine else None,
-               "honest": honest, "byzantine": byz, "seed": args.seed}
+               "honest": honest, "byzantine": byz, "seed": args.seed,
+               "guard_file": str(state_dir / f"{key.node_id}.guard.json")}
         await child.send(json.dumps(cfg))
     status = 1
     try:
@@ -211,6 +229,8 @@ async def _parent(args: argparse.Namespace) -> int:
             await child.send("STOP")
         for child in children:
             await _finish(child)
+        if temp is not None:
+            temp.cleanup()
     elapsed = time.monotonic() - started
     if status == 0:
         evidence = {e for c in children if not c.byzantine for e in c.evidence}
@@ -315,6 +335,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="give up after (s, default 60)")
     p.add_argument("--seed", type=int, default=1, help="key and strategy seed (default 1)")
     p.add_argument("--verbose", action="store_true", help="print every node's decisions")
+    p.add_argument("--state-dir", default=None,
+                   help="keep each node's signing-guard file here (default: a temporary "
+                        "directory, removed at the end)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -337,6 +360,10 @@ def main(argv: list[str]) -> int:
         problems.append(f"--rounds={args.rounds} (expected >= 1)")
     if args.timeout <= 0:
         problems.append(f"--timeout={args.timeout} (expected > 0)")
+    if args.state_dir and Path(args.state_dir).is_dir() and any(
+            Path(args.state_dir).glob("*.guard.json")):
+        problems.append(f"--state-dir={args.state_dir} already holds signing-guard files "
+                        "(use an empty directory)")
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -38,6 +38,7 @@ from .effects import (
     TimerFired,
 )
 from .errors import ConsensusError
+from .guard import SafetyStore
 from .machine import Phase
 from .messages import Message
 from .providers import Providers, Transport
@@ -56,11 +57,22 @@ class ConsensusNode(Generic[V, C]):
 
     ``clock`` returns seconds (defaults to the loop's monotonic clock); it only
     stamps traces and notifications, all waiting is done by the loop.
+
+    ``guard`` is the validator's durable signing record, e.g.
+    ``FileSafetyStore("/var/lib/node/n01.guard.json")``: the core writes to it
+    (and the store fsyncs) before any signature is handed to the transport, and a
+    node restarted on the same store resumes where it stopped and cannot sign
+    anything that conflicts with what it signed before. Without it the core keeps
+    its in-memory default, which does not survive the process: a real validator
+    should always pass one.
     """
 
     def __init__(self, core: ConsensusCore[V], providers: Providers[V, C],
                  transport: Transport, *, listeners: Sequence[Listener] = (),
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 guard: SafetyStore | None = None) -> None:
+        if guard is not None:
+            core.use_guard(guard)
         self.core = core
         self.providers = providers
         self.transport = transport

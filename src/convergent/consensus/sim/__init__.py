@@ -2,10 +2,11 @@
 
 from .network import NetworkConfig, NetworkModel, Partition
 from .scheduler import Scheduler
-from .simulator import SIM_SPEC, ProviderFaults, SimConfig, SimResult, Simulation, simulate
+from .simulator import SIM_SPEC, Crash, ProviderFaults, SimConfig, SimResult, Simulation, simulate
 
 __all__ = [
     "SIM_SPEC",
+    "Crash",
     "NetworkConfig",
     "NetworkModel",
     "Partition",

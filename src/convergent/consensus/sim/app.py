@@ -2,8 +2,9 @@
 
 A value is ``b"tx:" + ...``; anything else is invalid (``decide_vote`` says
 no). Applying a value chains a state root, ``root' = sha256(root + value)``,
-which is the result a confirmation carries and peers compare. Calls are
-plain functions: the simulator adds latency, failures and hangs around them.
+which is the result a confirmation carries and peers compare; applying a
+height twice (after a restart) returns the result of the first time. Calls
+are plain functions: the simulator adds latency, failures and hangs around them.
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ class SimApp:
         self.node_id = node_id
         self.root = b"\x00" * 32
         self.applied: list[bytes] = []
+        self.results: dict[int, bytes] = {}
+        self.boots = 0
+        """Restarts so far (the simulator counts them)."""
         self._archive = archive
+
+    @property
+    def next_height(self) -> int:
+        """The first height this application has not applied (where a restart resumes)."""
+        return max(self.results, default=-1) + 1
 
     # LivenessProvider
     def collect(self, height: int, view: int) -> bytes:
-        return f"{self.node_id}@{height}.{view}".encode()
+        # After a restart the node's "mempool" differs, so would the value it proposes.
+        boot = f"#{self.boots}" if self.boots else ""
+        return f"{self.node_id}@{height}.{view}{boot}".encode()
 
     # LeaderProvider
     def next_leaders(self, height: int, validators: ValidatorSet) -> Sequence[str]:
@@ -43,9 +54,17 @@ class SimApp:
         return isinstance(value, bytes) and value.startswith(b"tx:") and len(value) <= 4096
 
     def finalize_votes(self, decision: Decision[bytes]) -> bytes:
-        self.root = hashlib.sha256(self.root + decision.raw).digest()
-        self.applied.append(decision.raw)
+        done = self.results.get(decision.height)
+        if done is not None:
+            # Already applied (a restarted node finalizing a height again): same result.
+            return done
+        self._apply(decision.height, decision.raw)
         return self.root
+
+    def _apply(self, height: int, value: bytes) -> None:
+        self.root = hashlib.sha256(self.root + value).digest()
+        self.applied.append(value)
+        self.results[height] = self.root
 
     # SyncProvider
     def synchronize(self, height: int) -> Sequence[CertifiedValue]:
@@ -54,6 +73,5 @@ class SimApp:
         items = list(self._archive(self.node_id, height))
         for item in items:
             if item.height == len(self.applied):
-                self.root = hashlib.sha256(self.root + item.value).digest()
-                self.applied.append(item.value)
+                self._apply(item.height, item.value)
         return items

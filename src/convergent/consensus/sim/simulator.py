@@ -10,6 +10,12 @@ counterexample (``Simulation(config).run()`` again, and read ``trace``).
 Verification is memoized across nodes by default (``shared_verifier``): a
 signature is checked once per simulation rather than once per receiver. It is
 the same deterministic answer, so it changes cost, not behaviour.
+
+Two more kinds of fault: *crash-restart* (``crashes``, ``random_crashes``): an
+honest node loses its core - books, timers, calls in flight - and comes back
+after a while as a new core on the same signing-guard store (its "disk") and
+the same application state; and *validator-set changes* (``epochs``): each
+epoch has its own set, nodes outside it follow as observers.
 """
 
 from __future__ import annotations
@@ -42,15 +48,18 @@ from ..effects import (
     TimerFired,
 )
 from ..errors import ConfigError, SafetyViolation
-from ..evidence import ConflictKey, Equivocation
+from ..evidence import ConflictKey, Equivocation, conflict_key, signed_content
+from ..guard import MemorySafetyStore
 from ..machine import Event, MachineSpec
 from ..messages import Message
+from ..trace import TraceRecord
 from ..validators import EpochSchedule, Validator, ValidatorSet
 from .app import SimApp
 from .network import NetworkConfig, NetworkModel
 from .scheduler import Scheduler
 
-__all__ = ["SIM_SPEC", "ProviderFaults", "SimConfig", "SimResult", "Simulation", "simulate"]
+__all__ = ["SIM_SPEC", "Crash", "ProviderFaults", "SimConfig", "SimResult", "Simulation",
+           "simulate"]
 
 NodeId = str
 
@@ -75,6 +84,15 @@ class ProviderFaults:
 
 
 @dataclass(frozen=True)
+class Crash:
+    """Node ``node`` (an index) crashes at virtual time ``at`` and restarts ``down`` s later."""
+
+    node: int
+    at: float
+    down: float
+
+
+@dataclass(frozen=True)
 class SimConfig:
     n: int = 4
     byzantine: tuple[str, ...] = ()
@@ -96,6 +114,19 @@ class SimConfig:
     (lets messages in flight arrive, e.g. before counting evidence)."""
     max_events: int = 5_000_000
     shared_verifier: bool = True
+    epochs: tuple[tuple[int, ...], ...] | None = None
+    """The validator set of each epoch as node indexes (epoch ``e`` covers heights
+    ``[e * epoch_length, (e + 1) * epoch_length)``, the last set stays); None: all nodes."""
+    epoch_length: int | None = None
+    crashes: tuple[Crash, ...] = ()
+    random_crashes: int = 0
+    """Crashes drawn from the seed: an honest node, a time in ``[0, crash_window]``, a
+    downtime in ``downtime``."""
+    crash_window: float = 4.0
+    downtime: tuple[float, float] = (0.05, 1.5)
+    guard: bool = True
+    """A restarted node keeps its signing guard. False: it comes back with an empty one and
+    starts at its application's height - the unsafe setup the guard exists to prevent."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -106,6 +137,18 @@ class SimConfig:
             raise ConfigError("byzantine_nodes must name one node per strategy")
         if self.weights is not None and len(self.weights) != self.n:
             raise ConfigError(f"{len(self.weights)} weights for n={self.n}")
+        if self.epochs is not None:
+            if not self.epochs or any(not e for e in self.epochs):
+                raise ConfigError("epochs must list at least one non-empty set")
+            if any(not 0 <= i < self.n for e in self.epochs for i in e):
+                raise ConfigError(f"epochs name nodes outside 0..{self.n - 1}")
+            if len(self.epochs) > 1 and (self.epoch_length is None or self.epoch_length < 1):
+                raise ConfigError("several epochs need epoch_length >= 1")
+        for c in self.crashes:
+            if not 0 <= c.node < self.n or c.at < 0 or c.down < 0:
+                raise ConfigError(f"bad crash {c!r}")
+        if self.random_crashes < 0 or not 0 <= self.downtime[0] <= self.downtime[1]:
+            raise ConfigError("random_crashes >= 0 and 0 <= downtime[0] <= downtime[1]")
 
 
 @dataclass
@@ -128,10 +171,22 @@ class SimResult:
     wall_time: float
     max_memory: int
     traces: dict[NodeId, str]
+    restarts: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Signatures the honest nodes' signing guards refused, by message kind."""
+    double_signed: list[Equivocation] = field(default_factory=list)
+    """Pairs of conflicting messages an honest node sent (seen at the sender, whether or not
+    any peer received both): must stay empty."""
 
     @property
     def safe(self) -> bool:
         return not self.violations
+
+    @property
+    def blamed_honest(self) -> set[ConflictKey]:
+        """Equivocation evidence, found by any honest node, against an honest node."""
+        honest = set(self.honest)
+        return {k for keys in self.evidence.values() for k in keys if k[4] in honest}
 
     def check(self) -> SimResult:
         """Raise ``SafetyViolation`` if two honest nodes finalized different values."""
@@ -168,16 +223,23 @@ class SimResult:
 
 
 class _Node:
-    __slots__ = ("app", "core", "finalized", "index", "node_id", "strategy")
+    __slots__ = ("app", "core", "finalized", "index", "life", "node_id", "retired", "store",
+                 "strategy", "up")
 
     def __init__(self, index: int, node_id: NodeId, core: ConsensusCore[bytes], app: SimApp,
-                 strategy: Strategy | None) -> None:
+                 strategy: Strategy | None, store: MemorySafetyStore) -> None:
         self.index = index
         self.node_id = node_id
         self.core = core
         self.app = app
         self.strategy = strategy
         self.finalized = 0
+        self.store = store
+        """The signing guard's store: the node's disk, it survives a crash."""
+        self.life = 0
+        """Incarnation: events scheduled for an earlier one are dropped."""
+        self.up = True
+        self.retired: list[ConsensusCore[bytes]] = []
 
 
 class Simulation:
@@ -198,10 +260,14 @@ class Simulation:
         self.byzantine = tuple(ids[i] for i in byz_idx)
         self.honest = tuple(i for i in ids if i not in self.byzantine)
         keys = [KeyPair.from_seed(i, f"sim-{config.seed}") for i in ids]
+        self._keys = keys
         weights = config.weights or (1,) * config.n
-        vset = ValidatorSet(0, tuple(Validator(k.node_id, k.public_key, w)
-                                     for k, w in zip(keys, weights, strict=True)))
-        self.schedule = EpochSchedule.single(vset)
+        members = config.epochs or (tuple(range(config.n)),)
+        self.schedule = EpochSchedule(
+            {e: ValidatorSet(e, tuple(Validator(keys[i].node_id, keys[i].public_key, weights[i])
+                                      for i in sorted(set(m))))
+             for e, m in enumerate(members)},
+            config.epoch_length if len(members) > 1 and config.epoch_length else 1 << 62)
         shared = Verifier() if config.shared_verifier else None
         self._verifiers: list[Verifier] = []
         self.sched = Scheduler()
@@ -224,16 +290,29 @@ class Simulation:
             verifier = shared or Verifier()
             if verifier not in self._verifiers:
                 self._verifiers.append(verifier)
+            store = MemorySafetyStore()
             core: ConsensusCore[bytes] = ConsensusCore(
-                keys[k], self.schedule, spec=config.spec, config=config.core, verifier=verifier)
+                keys[k], self.schedule, spec=config.spec, config=config.core, verifier=verifier,
+                guard=store)
             strategy = None
             if node_id in self.byzantine:
                 name = config.byzantine[self.byzantine.index(node_id)]
                 ctx = AdversaryContext(keys[k], config.core.chain_id, self.honest,
                                        self.byzantine, random.Random(adv_rng.getrandbits(64)),
-                                       self.equivocations.add, sybils)
+                                       self.equivocations.add, sybils, self.schedule)
                 strategy = make_strategy(name, ctx)
-            self.nodes.append(_Node(k, node_id, core, SimApp(node_id, self._archive), strategy))
+            self.nodes.append(_Node(k, node_id, core, SimApp(node_id, self._archive), strategy,
+                                    store))
+        self.restarts = 0
+        self._signed: dict[ConflictKey, Message] = {}
+        self.double_signed: list[Equivocation] = []
+        crash_rng = random.Random(f"crash-{config.seed}")  # apart: other draws stay as they were
+        honest_idx = [k for k, i in enumerate(ids) if i in self.honest]
+        self.crashes = list(config.crashes)
+        for _ in range(config.random_crashes if honest_idx else 0):
+            self.crashes.append(Crash(crash_rng.choice(honest_idx),
+                                      crash_rng.uniform(0, config.crash_window),
+                                      crash_rng.uniform(*config.downtime)))
 
     # -------------------------------------------------------------- running
 
@@ -241,7 +320,9 @@ class Simulation:
         cfg = self.config
         started = time.perf_counter()
         for node in self.nodes:
-            self.sched.at(self._app_rng.uniform(0, 0.01), self._input, node, Start())
+            self.sched.at(self._app_rng.uniform(0, 0.01), self._input, node, node.life, Start())
+        for c in self.crashes:
+            self.sched.at(c.at, self._crash, self.nodes[c.node], c.down)
         target = len(self.honest)
         self.sched.run(until=cfg.max_time, stop=lambda: self._done >= target,
                        max_events=cfg.max_events)
@@ -250,17 +331,60 @@ class Simulation:
         wall = time.perf_counter() - started
         return self._result(wall)
 
-    def _input(self, node: _Node, inp: Any) -> None:
-        self._apply(node, node.core.handle(inp, self.sched.now))
+    def _input(self, node: _Node, life: int, inp: Any) -> None:
+        if life == node.life:
+            self._apply(node, node.core.handle(inp, self.sched.now))
 
     def _deliver(self, node: _Node, message: Message) -> None:
+        if not node.up:
+            return
         if node.strategy is not None:
             node.strategy.incoming(message)
+            extra = node.strategy.react(message)
+            if extra:
+                self._route(node, extra)
         self._apply(node, node.core.handle(Deliver(message), self.sched.now))
 
-    def _timer(self, node: _Node, token: int, event: Event) -> None:
-        if token == node.core.timer_token:  # cheap skip of stale timers; the core checks too
+    def _timer(self, node: _Node, life: int, token: int, event: Event) -> None:
+        # cheap skip of stale timers; the core checks too
+        if life == node.life and token == node.core.timer_token:
             self._apply(node, node.core.handle(TimerFired(token, event), self.sched.now))
+
+    def _crash(self, node: _Node, down: float) -> None:
+        """The process dies: its core and everything in flight for it are gone."""
+        if not node.up or node.strategy is not None:
+            return
+        node.up = False
+        node.life += 1
+        core = node.core
+        core.trace.append(TraceRecord(self.sched.now, node.node_id, core.height, core.view,
+                                      core.phase, f"CRASH (down for {down:.3f} s)"))
+        self.sched.after(down, self._restart, node)
+
+    def _restart(self, node: _Node) -> None:
+        """A new process: same keys, same application state, same guard store if durable."""
+        old = node.core
+        node.retired.append(old)
+        if not self.config.guard:
+            node.store = MemorySafetyStore()  # the disk was lost (or never written)
+        node.core = ConsensusCore(
+            self._keys[node.index], self.schedule, spec=old.spec, config=old.config,
+            verifier=old.verifier, guard=node.store, start_height=node.app.next_height)
+        for record in node.core.trace:  # one trace per node across its lives
+            old.trace.append(record)
+        node.core.trace = old.trace
+        node.up = True
+        node.app.boots += 1
+        self.restarts += 1
+        self._input(node, node.life, Start())
+
+    def _route(self, node: _Node, routed: Sequence[tuple[Message, NodeId]]) -> None:
+        sched = self.sched
+        for msg, dst in routed:
+            self.sent += 1
+            d = self.network.delay(node.node_id, dst, sched.now)
+            if d is not None:
+                sched.after(d, self._deliver, self.nodes[self._index[dst]], msg)
 
     def _apply(self, node: _Node, effects: Sequence[Effect]) -> None:
         sched = self.sched
@@ -274,17 +398,24 @@ class Simulation:
                     routed = node.strategy.outgoing(e.message, recipients)
                 else:
                     routed = [(e.message, r) for r in recipients]
-                for msg, dst in routed:
-                    self.sent += 1
-                    d = self.network.delay(node.node_id, dst, sched.now)
-                    if d is not None:
-                        sched.after(d, self._deliver, self.nodes[self._index[dst]], msg)
+                    if e.message.signer == node.node_id:
+                        self._audit(e.message)
+                self._route(node, routed)
             elif isinstance(e, SetTimer):
-                sched.after(e.delay, self._timer, node, e.token, e.event)
+                sched.after(e.delay, self._timer, node, node.life, e.token, e.event)
             elif isinstance(e, Call):
                 self._call(node, e)
             elif isinstance(e, Notify):
                 self._notify(node, e.note)
+
+    def _audit(self, message: Message) -> None:
+        """The oracle for double signing: every message an honest node sends, by conflict key."""
+        key = conflict_key(message)
+        prior = self._signed.get(key)
+        if prior is None:
+            self._signed[key] = message
+        elif signed_content(prior) != signed_content(message):
+            self.double_signed.append(Equivocation.of(prior, message))
 
     def _call(self, node: _Node, call: Call) -> None:
         f = self.config.faults
@@ -295,13 +426,13 @@ class Simulation:
                 f.nodes is None or node.index in f.nodes):
             r = rng.random()
             if r < f.raise_rate:
-                self.sched.after(latency, self._input, node,
+                self.sched.after(latency, self._input, node, node.life,
                                  ProviderFailed(call.token, "RuntimeError('injected')"))
                 return
             if r < f.raise_rate + f.hang_rate:
                 return  # never answers
         result = getattr(node.app, call.method)(*call.args)
-        self.sched.after(latency, self._input, node, ProviderDone(call.token, result))
+        self.sched.after(latency, self._input, node, node.life, ProviderDone(call.token, result))
 
     def _notify(self, node: _Node, note: Any) -> None:
         if node.strategy is not None:
@@ -342,13 +473,17 @@ class Simulation:
 
     def _result(self, wall: float) -> SimResult:
         honest_nodes = [n for n in self.nodes if n.strategy is None]
-        evidence = {n.node_id: {e.key for e in n.core.evidence} for n in honest_nodes}
+        evidence = {n.node_id: {e.key for c in (*n.retired, n.core) for e in c.evidence}
+                    for n in honest_nodes}
         sample: list[Equivocation] = []
         for n in honest_nodes:
             sample.extend(list(n.core.evidence)[:4])
         rejected: Counter[str] = Counter()
+        refused: Counter[str] = Counter()
         for n in honest_nodes:
-            rejected.update(n.core.stats.rejected)
+            for c in (*n.retired, n.core):
+                rejected.update(c.stats.rejected)
+                refused.update(c.stats.refused)
         decisions = {i: {h: (d.digest, self._decided_at[(i, h)])
                          for h, d in self._ledgers[i].items()} for i in self.honest}
         return SimResult(
@@ -370,10 +505,17 @@ class Simulation:
             wall_time=wall,
             max_memory=max((n.core.memory_footprint() for n in honest_nodes), default=0),
             traces={},
+            restarts=self.restarts,
+            refused=refused,
+            double_signed=list(self.double_signed),
         )
 
     def trace(self, node: NodeId, n: int | None = None) -> str:
         return self.nodes[self._index[node]].core.trace.format(n)
+
+    def ledger(self, node: NodeId) -> dict[int, Decision[bytes]]:
+        """Every decision an honest node reported (across its restarts), by height."""
+        return dict(self._ledgers[node])
 
 
 def simulate(**kwargs: Any) -> SimResult:
