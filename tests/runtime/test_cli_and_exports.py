@@ -59,7 +59,7 @@ def test_every_runtime_command_has_help_with_an_example() -> None:
 def test_exported_names_are_pinned() -> None:
     assert runtime.__all__ == sorted(runtime.__all__)
     assert runtime.__all__ == [
-        "Change", "Envelope", "Explanation", "HybridClock", "MemoryStore", "NatsTransport",
+        "BackpressureError", "Change", "Envelope", "Explanation", "HybridClock", "MemoryStore", "NatsTransport",
         "PolicyMismatchError", "PostgresStore", "ProtocolError", "Repair", "Replica",
         "ReplicaError", "ReplicaService", "ReplicaStats", "SQLiteStore", "SimNetwork",
         "SimTransport", "Snapshot", "Step", "Store", "StoreError", "Transport",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from convergent import Registry
-from convergent.runtime import Replica, SQLiteStore, open_store
+from convergent.runtime import Replica, ReplicaError, SQLiteStore, open_store
 
 from .helpers import canonical, canonical_state, machine
 from .servers import NatsServer
@@ -92,6 +92,98 @@ def test_another_policy_is_refused_over_nats(nats_server: NatsServer, tmp_path: 
     a, ta = asyncio.run(main())
     assert a.log == () and a.state == m.initial
     assert any("policy" in msg and "refused" in msg for _, msg in ta.errors)
+
+
+def test_a_slow_store_does_not_stall_the_service(nats_server: NatsServer, tmp_path: Path) -> None:
+    """Replica a commits to a store that takes 0.4 s per call (as a remote
+    database may): its service keeps answering, publishing and consuming in
+    the meantime, and both replicas end with the same events."""
+    from convergent.runtime import MemoryStore, NatsTransport, ReplicaService
+
+    from .test_async_store import MAX_GAP, Heartbeat, SlowStore
+    m = machine("account")
+
+    async def main() -> tuple[list[Replica], Heartbeat, SlowStore]:
+        store = SlowStore()
+        ta, tb = NatsTransport(nats_server.url, sync_interval=0.3), \
+            NatsTransport(nats_server.url, sync_interval=0.3)
+        a = Replica(m, id="a", store=store, transport=ta, autoflush=False)
+        tx = NatsTransport(nats_server.url)
+        with pytest.raises(ReplicaError, match="autoflush=False"):
+            ReplicaService(Replica(m, id="x", store=SlowStore(), transport=tx), tx)
+        b = Replica(m, id="b", store=MemoryStore(), transport=tb, autoflush=False)
+        sa, sb = ReplicaService(a, ta), ReplicaService(b, tb)
+        await sa.start()
+        await sb.start()
+        async with Heartbeat() as hb:
+            await asyncio.gather(sa.generate(150, rate=150, seed=1),
+                                 sb.generate(150, rate=150, seed=2))
+            await _wait(lambda: a.accepted == b.accepted == 300 and not a._unflushed
+                        and a._inflight is None, 30, "300 events each")
+        await sa.aclose()
+        await sb.aclose()
+        return [a, b], hb, store
+
+    (a, b), hb, store = asyncio.run(main())
+    assert hb.max_gap < MAX_GAP, f"the loop stalled {hb.max_gap:.3f}s"
+    assert len(store.batches) >= 3 and store.count() == 300
+    assert a.state == b.state and [e.id for e in a.log] == [e.id for e in b.log]
+
+
+def test_a_new_replica_joins_over_nats_after_compaction(
+        nats_server: NatsServer, tmp_path: Path) -> None:
+    """a and b compact, and the stream is purged (as retention limits would);
+    c starts with an empty store. Its first anti-entropy request gets their
+    snapshot, then the events after it; c converges and its own events reach
+    the others."""
+    from convergent.runtime import NatsTransport, ReplicaService
+    m = machine("account")
+
+    def service(i: str, peers: list[str]) -> ReplicaService:
+        t = NatsTransport(nats_server.url, sync_interval=0.2)
+        r = Replica(m, id=i, store=SQLiteStore(tmp_path / f"{i}.db"), transport=t,
+                    autoflush=False, peers=peers)
+        return ReplicaService(r, t)
+
+    async def main() -> list[Replica]:
+        sa, sb = service("a", ["a", "b"]), service("b", ["a", "b"])
+        await sa.start()
+        await sb.start()
+        await asyncio.gather(sa.generate(100, rate=2000, seed=1),
+                             sb.generate(100, rate=2000, seed=2))
+        a, b = sa.replica, sb.replica
+        await _wait(lambda: a.accepted == b.accepted == 200, 20, "200 events each")
+        compacted = {"a": 0, "b": 0}
+
+        async def compact() -> bool:
+            for s in (sa, sb):
+                compacted[s.replica.id] += await s.replica.acompact()
+            return all(compacted.values())
+        deadline = time.monotonic() + 20
+        while not await compact():
+            assert time.monotonic() < deadline, f"no compaction: {compacted}"
+            await asyncio.sleep(0.1)
+        await sa.transport.js.purge_stream(sa.transport.stream)
+        sc = service("c", ["a", "b", "c"])
+        await sc.start()
+        c = sc.replica
+        await _wait(lambda: c.accepted == 200 and c.stats.installed == 1, 20,
+                    "c to install a snapshot and catch up")
+        await sc.generate(20, rate=2000, seed=3)
+        await _wait(lambda: a.accepted == b.accepted == c.accepted == 220, 20, "c's events")
+        assert "c" in a.peers and "c" in b.peers
+        for s in (sa, sb, sc):
+            await s.aclose()
+        assert sa.transport.counters["snapshots_sent"] + sb.transport.counters[
+            "snapshots_sent"] >= 1
+        assert sc.transport.counters["snapshots_installed"] == 1
+        return [a, b, c]
+
+    a, b, c = asyncio.run(main())
+    assert a.state == b.state == c.state
+    assert c.explain().base is not None and c.explain().base.events < 220
+    n = min(len(r.log) for r in (a, b, c))
+    assert [e.id for e in a.log][-n:] == [e.id for e in b.log][-n:] == [e.id for e in c.log][-n:]
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

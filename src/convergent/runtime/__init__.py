@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .envelope import Envelope, decode_batch, encode_batch
 from .errors import (
+    BackpressureError,
     PolicyMismatchError,
     ProtocolError,
     ReplicaError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .transports.nats import NatsTransport
 
 __all__ = [
+    "BackpressureError",
     "Change",
     "Envelope",
     "Explanation",

@@ -66,7 +66,8 @@ class Snapshot:
 class Change:
     """What a subscriber is told after a committed batch: the state before
     and after, the events accepted in the batch (delivery order) and whether
-    a canonical reordering (a repair) happened in it."""
+    a canonical reordering (a repair) happened in it, or a peer's snapshot
+    replaced the state of an already non-empty replica."""
 
     before: State
     after: State
@@ -130,8 +131,13 @@ class ReplicaStats:
     buffered: int = 0
     #: envelopes refused (below the compaction horizon, or malformed)
     rejected: int = 0
+    #: envelopes turned away, or evicted, because the pending buffer was full
+    #: (not accepted: anti-entropy sends them again)
+    refused: int = 0
     #: events removed from the log by compaction
     compacted: int = 0
+    #: peers' snapshots installed (a join, or a catch-up past their compaction)
+    installed: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -22,22 +22,38 @@ How a replica stays convergent (the proof is in docs/replicas.md):
   the canonical fold. Otherwise the replica rolls back to the state before
   the insertion point (states after each log position are cached) and
   replays: a repair, counted and explained.
+* **Bounded buffer.** At most ``max_pending`` envelopes wait for their
+  dependencies; past that, the ones farthest in the canonical order are
+  turned away (``BackpressureError``). They are not accepted, so the version
+  vector does not cover them and anti-entropy sends them again.
+* **Joining from a snapshot.** A replica that lacks events a peer has
+  compacted away installs that peer's snapshot (``install_snapshot``,
+  ``from_snapshot``): the snapshot covers every event at or below its stable
+  horizon, so the replica's own events below it are in it, and those above
+  it stay in its log.
+* **Asynchronous commits.** With a store that declares itself ``blocking``,
+  ``aflush``/``acompact``/``ainstall_snapshot`` run the store call in a worker
+  thread, one at a time and in order, while the loop goes on; the in-memory
+  part of each step stays on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from heapq import heapify, heappop, heappush
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MachineUsageError
 from ..machine import Machine, State
 from .envelope import Envelope, valid_replica_id
-from .errors import PolicyMismatchError, ProtocolError, ReplicaError
+from .errors import BackpressureError, PolicyMismatchError, ProtocolError, ReplicaError
 from .hlc import HybridClock
 from .model import Change, Explanation, Repair, ReplicaStats, Snapshot, Step
 
@@ -51,6 +67,48 @@ _KEY = itemgetter(0)
 _HLC = itemgetter(4)
 #: machines with at most this many table entries get Python-list tables (faster lookups)
 _LIST_TABLES = 4_000_000
+#: default bound of the pending (causal) buffer: about 63 MB of waiting envelopes
+MAX_PENDING = 100_000
+
+
+class _Far:
+    """A heap entry that puts the envelope with the *largest* key on top."""
+
+    __slots__ = ("env",)
+
+    def __init__(self, env: Envelope) -> None:
+        self.env = env
+
+    def __lt__(self, other: _Far) -> bool:
+        return bool(self.env[0] > other.env[0])
+
+
+class _StoreOp:
+    """One store call run in a worker thread. ``finish`` (on success) or
+    ``undo`` (on failure) runs on the replica's thread afterwards, once."""
+
+    __slots__ = ("arg", "call", "done", "error", "finish", "future", "result", "settled",
+                 "undo")
+
+    def __init__(self, call: Callable[[Any], Any], arg: Any, finish: Callable[[], Any],
+                 undo: Callable[[], None]) -> None:
+        self.call = call
+        self.arg = arg
+        self.finish = finish
+        self.undo = undo
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.settled = False
+        self.result: Any = None
+        self.future: asyncio.Future[None] | None = None
+
+    def run(self) -> None:  # in the worker thread; never raises
+        try:
+            self.call(self.arg)
+        except BaseException as exc:  # handed to the replica's thread by _settle
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 class Replica:
@@ -74,19 +132,27 @@ class Replica:
             the delivery contract (events of non-commuting concurrent pairs
             applied in arrival order; duplicates applied again).
         history: how many repairs and rejections ``explain`` remembers.
+        max_pending: how many envelopes may wait for their dependencies (the
+            causal buffer). When it is full, ``receive`` keeps the envelopes
+            nearest to the causal frontier (smallest canonical keys), turns the
+            others away and raises ``BackpressureError`` at the end of the call;
+            anti-entropy sends them again (they were not accepted).
 
     Raises:
-        ReplicaError: bad id or peers. PolicyMismatchError: the store was
-        written by another machine policy. StoreError: the store cannot open.
+        ReplicaError: bad id, peers or max_pending. PolicyMismatchError: the
+        store was written by another machine policy. StoreError: the store
+        cannot open.
 
-    Not thread-safe: use a replica from one thread or one event loop.
+    Not thread-safe: use a replica from one thread or one event loop (with a
+    ``blocking`` store, the ``a...`` methods use worker threads for the store
+    calls only, and keep everything else on the loop).
     """
 
     def __init__(self, machine: Machine, *, id: str, store: Store | str | None = None,
                  transport: Transport | None = None, peers: Iterable[str] | None = None,
                  clock: Callable[[], int] | None = None, autoflush: bool = True,
                  resolve_conflicts: bool = True, dedup: bool = True,
-                 history: int = 1000) -> None:
+                 history: int = 1000, max_pending: int = MAX_PENDING) -> None:
         if not isinstance(machine, Machine):
             raise ReplicaError(f"machine={machine!r} (expected a built Machine: "
                                "Registry.build() or Machine.from_spec())")
@@ -98,7 +164,10 @@ class Replica:
             if bad:
                 raise ReplicaError(f"peers: {bad[0]!r} is not a replica id")
             peers = peers | {id}
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ReplicaError(f"max_pending={max_pending!r} (expected an int >= 1)")
         self.id: str = id
+        self.max_pending = max_pending
         self.machine = machine
         self.peers: frozenset[str] | None = peers
         self._policy = machine.policy_digest
@@ -135,6 +204,11 @@ class Replica:
         self._heads: set[str] = set()
         self._pending: dict[str, Envelope] = {}
         self._waiting: dict[str, list[Envelope]] = {}
+        # max-heap of pending keys, kept only while the buffer has been full since
+        # it was last empty (stale entries are skipped)
+        self._far: list[_Far] | None = None
+        self._inflight: _StoreOp | None = None
+        self._touched = False            # state replaced without new events (a snapshot)
         self._unflushed: list[Envelope] = []
         self._unsent: list[Envelope] = []
         self._changed: list[Envelope] = []
@@ -222,6 +296,12 @@ class Replica:
         return tuple(sorted(self._pending.values(), key=_KEY))
 
     @property
+    def backpressure(self) -> bool:
+        """Whether the pending buffer is full: an envelope that must wait for a
+        dependency is turned away (or evicts a farther one) until it drains."""
+        return len(self._pending) >= self.max_pending
+
+    @property
     def version(self) -> dict[str, int]:
         """``{origin: n}``: the first n events of each origin are accepted."""
         return dict(self._vv)
@@ -244,12 +324,15 @@ class Replica:
             "state": self.machine.decode(self._state),
             "digest": self.machine.state_digest(self.state),
             "accepted": self.accepted, "log": len(self._log), "pending": len(self._pending),
+            "max_pending": self.max_pending,
             "unflushed": len(self._unflushed), "version": dict(self._vv),
             "horizon": self._horizon, "stats": self.stats.to_dict(),
         }
 
     def snapshot(self) -> Snapshot:
-        """The current state and what it covers (no compaction, no I/O)."""
+        """The current state and what it covers (no compaction, no I/O). Not
+        a base to join from (nothing says no earlier event can still come):
+        a new replica starts from ``bootstrap()``."""
         return Snapshot(replica=self.id, machine=self.machine.name, policy=self._policy,
                         state=self.machine.decode(self._state),
                         digest=self.machine.state_digest(self.state), version=dict(self._vv),
@@ -343,7 +426,11 @@ class Replica:
 
         Raises PolicyMismatchError (nothing of the call is accepted) when an
         envelope carries another policy digest, ProtocolError when one names
-        an unknown event or is not an Envelope."""
+        an unknown event or is not an Envelope. Raises BackpressureError when
+        the pending buffer (``max_pending``) was full and envelopes were turned
+        away: only at the end, after the rest of the call was applied (and,
+        with autoflush, committed); the refused ones come again through
+        anti-entropy."""
         if self._closed:
             raise ReplicaError(f"replica {self.id!r} is closed")
         batch = (envelopes,) if isinstance(envelopes, Envelope) else tuple(envelopes)
@@ -361,15 +448,27 @@ class Replica:
                 raise ProtocolError(f"envelope {env[1]} names unknown event {env[5]!r} "
                                     f"(machine {self.machine.name!r})")
         ready: list[Envelope] = []
+        refused: list[str] = []
         for env in batch:
-            self._offer(env, ready)
+            self._offer(env, ready, refused)
         if ready:
             self._integrate(ready)
+        if self._far is not None and not self._pending:
+            self._far = None
         if self._autoflush and not self._batch_depth:
             self.flush()
+        if refused:
+            raise BackpressureError(
+                f"replica {self.id!r}: the pending buffer is full ({len(self._pending)} of "
+                f"max_pending={self.max_pending} envelopes wait for dependencies); "
+                f"{len(refused)} envelope(s) turned away ({', '.join(refused[:3])}"
+                f"{', ...' if len(refused) > 3 else ''}), {len(ready)} applied. They are not "
+                "accepted: anti-entropy sends them again once their dependencies arrive",
+                refused=tuple(refused), applied=len(ready), pending=len(self._pending),
+                limit=self.max_pending)
         return len(ready)
 
-    def _offer(self, env: Envelope, ready: list[Envelope]) -> None:
+    def _offer(self, env: Envelope, ready: list[Envelope], refused: list[str]) -> None:
         origin, seq = env[2], env[3]
         st = self.stats
         if seq <= self._vv.get(origin, 0):
@@ -389,8 +488,24 @@ class Replica:
             return
         missing = self._missing(env)
         if missing is not None:
+            if len(self._pending) >= self.max_pending:
+                # full: keep the envelopes nearest to the causal frontier (the
+                # smallest keys: the canonical order is a causal order)
+                far = self._farthest()
+                if far is None or not env[0] < far[0]:
+                    st.refused += 1
+                    refused.append(eid)
+                    return
+                self._evict(far)
+                st.refused += 1
+                refused.append(far[1])
             self._pending[eid] = env
             self._waiting.setdefault(missing, []).append(env)
+            far_heap = self._far
+            if far_heap is not None:
+                heappush(far_heap, _Far(env))
+                if len(far_heap) > 2 * len(self._pending) + 1024:  # drop stale entries
+                    self._far = None
             st.buffered += 1
             return
         stack = [env]
@@ -417,6 +532,35 @@ class Replica:
                         stack.append(w)
                     else:
                         self._waiting.setdefault(m, []).append(w)
+
+    def _farthest(self) -> Envelope | None:
+        """The pending envelope with the largest key (stale heap entries of
+        applied or evicted envelopes are dropped on the way)."""
+        heap, pending = self._far, self._pending
+        if heap is None:  # built on the first overflow, in O(n)
+            heap = self._far = [_Far(e) for e in pending.values()]
+            heapify(heap)
+        while heap:
+            env = heap[0].env
+            if pending.get(env[1]) is env:
+                return env
+            heappop(heap)
+        return None
+
+    def _evict(self, env: Envelope) -> None:
+        """Take a pending envelope out of the buffer (it was never accepted)."""
+        del self._pending[env[1]]
+        # it waits in the list of its first missing dependency, which is still
+        # missing (that list is popped when the dependency is applied)
+        key = self._missing(env)
+        waiters = self._waiting.get(key) if key is not None else None
+        if waiters:
+            for i, w in enumerate(waiters):
+                if w is env:
+                    del waiters[i]
+                    break
+            if not waiters:
+                del self._waiting[key]  # type: ignore[arg-type]
 
     def _missing(self, env: Envelope) -> str | None:
         """The first dependency of ``env`` not yet accepted, or None."""
@@ -546,7 +690,13 @@ class Replica:
         """Commit accepted events to the store (one transaction), then
         broadcast the local ones and notify subscribers. Returns how many
         events were committed. On StoreError nothing is committed, sent or
-        notified; the events stay queued for the next flush."""
+        notified; the events stay queued for the next flush.
+
+        Synchronous: with a ``blocking`` store, prefer ``await aflush()`` on
+        an event loop. A store call still running in a worker thread (an
+        ``a...`` method) is waited for first, so commits stay in order."""
+        if self._inflight is not None:
+            self._settle_quietly(self._inflight)
         n = len(self._unflushed)
         if n:
             self.store.append(self._unflushed)
@@ -557,7 +707,7 @@ class Replica:
             self._durable_own = own[-1][3]
             if self.transport is not None:
                 self.transport.broadcast(own)
-        if self._changed:
+        if self._changed or self._touched:
             self._notify()
         return n
 
@@ -565,10 +715,16 @@ class Replica:
         events, self._changed = tuple(self._changed), []
         before, self._notify_from = self._notify_from, int(self._state)
         repaired, self._notify_repaired = self._notify_repaired, False
+        self._touched = False
+        if self._subscribers:
+            self._tell(before, self._notify_from, events, repaired)
+
+    def _tell(self, before: int, after: int, events: tuple[Envelope, ...],
+              repaired: bool) -> None:
         if not self._subscribers:
             return
         m = self.machine
-        change = Change(m.state(before), m.state(self._notify_from), events, repaired)
+        change = Change(m.state(before), m.state(after), events, repaired)
         error: BaseException | None = None
         for cb in list(self._subscribers):
             try:
@@ -578,22 +734,158 @@ class Replica:
         if error is not None:
             raise error
 
+    # ------------------------------------------------------------ asynchronous store I/O
+
+    def _blocking(self) -> bool:
+        return bool(getattr(self.store, "blocking", False))
+
+    async def aflush(self) -> int:
+        """``flush`` for an asyncio loop: with a ``blocking`` store (PostgreSQL)
+        the store's ``append`` runs in a worker thread and the loop goes on
+        meanwhile (events emitted or received then go into the next commit);
+        otherwise the same as ``flush()``. Commits stay in order: one store
+        call at a time. Broadcast and notification happen on the loop, after
+        the commit. Cancelling the awaiting task does not cancel the commit:
+        its outcome is applied when the thread finishes."""
+        if self._closed:
+            raise ReplicaError(f"replica {self.id!r} is closed")
+        if not self._blocking():
+            return self.flush()
+        n = await self._run_blocking(self._prepare_flush)
+        return int(n or 0)
+
+    def _prepare_flush(self) -> _StoreOp | None:
+        batch = self._unflushed
+        if not batch:
+            self.flush()  # nothing to write: broadcast and notify what is due
+            return None
+        own, changed = self._unsent, self._changed
+        before, after = self._notify_from, int(self._state)
+        repaired = self._notify_repaired
+        self._unflushed, self._unsent, self._changed = [], [], []
+        self._notify_from, self._notify_repaired, self._touched = after, False, False
+
+        def finish() -> int:
+            if own:
+                self._durable_own = own[-1][3]
+                if self.transport is not None:
+                    self.transport.broadcast(own)
+            if changed or before != after:
+                self._tell(before, after, tuple(changed), repaired)
+            return len(batch)
+
+        def undo() -> None:  # nothing was written: queue it all again, in front
+            self._unflushed[:0] = batch
+            self._unsent[:0] = own
+            self._changed[:0] = changed
+            self._notify_from = before
+            self._notify_repaired = self._notify_repaired or repaired
+
+        return _StoreOp(self.store.append, batch, finish, undo)
+
+    async def _run_blocking(self, prepare: Callable[[], _StoreOp | None]) -> Any:
+        """Wait for the store to be free, ``prepare`` an operation (on the
+        loop), run its store call in a worker thread and settle it."""
+        await self._await_store()
+        op = prepare()
+        if op is None:
+            return None
+        op.future = asyncio.get_running_loop().run_in_executor(None, op.run)
+        self._inflight = op
+        try:
+            await asyncio.shield(op.future)
+        except asyncio.CancelledError:
+            # the thread runs on: apply its outcome when it ends
+            op.future.add_done_callback(lambda _f: self._settle_quietly(op))
+            raise
+        return self._settle(op)
+
+    async def _await_store(self) -> None:
+        while self._inflight is not None:
+            op = self._inflight
+            if op.future is not None:
+                await asyncio.wait([op.future])
+            self._settle_quietly(op)
+
+    def _settle(self, op: _StoreOp) -> Any:
+        """Wait for ``op``'s thread (if needed) and apply its outcome, once."""
+        if not op.settled:
+            op.done.wait()
+            op.settled = True
+            if self._inflight is op:
+                self._inflight = None
+            if op.error is None:
+                op.result = op.finish()
+            else:
+                op.undo()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    def _settle_quietly(self, op: _StoreOp) -> None:
+        """Settle an operation whose caller is gone: a failed commit is queued
+        again (and retried by the next flush), a failed compaction is retried
+        by the next one; errors are not raised here."""
+        try:
+            self._settle(op)
+        except Exception:
+            pass
+
     # ------------------------------------------------------------ anti-entropy
 
     def missing_for(self, version: Mapping[str, int]) -> list[Envelope]:
-        """The committed events a replica at ``version`` lacks, in canonical
-        (hence causal) order. Compacted events cannot be served: a peer that
-        far behind was not in ``peers``."""
+        """The committed events of the retained log a replica at ``version``
+        lacks, in canonical (hence causal) order. Compacted events cannot be
+        served: when ``snapshot_for(version)`` is not None, send that snapshot
+        first (the transports do)."""
         durable = self._durable_own
         me = self.id
         get = version.get
         return [e for e in self._log
                 if e[3] > get(e[2], 0) and (e[2] != me or e[3] <= durable)]
 
+    def snapshot_for(self, version: Mapping[str, int]) -> Snapshot | None:
+        """The snapshot a replica at ``version`` needs before ``missing_for``
+        can bring it up to date: this replica's compacted base when the other
+        lacks events it covers (a new replica, or one that was away while
+        everybody compacted), else None."""
+        base = self._base_snapshot
+        if base is None:
+            return None
+        get = version.get
+        for origin, n in base.version.items():
+            if get(origin, 0) < n:
+                return base
+        return None
+
+    def bootstrap(self) -> tuple[Snapshot | None, list[Envelope]]:
+        """What a new replica needs to join: the compacted base snapshot
+        (None if this replica never compacted) and the committed events of
+        the retained log, in canonical order. Pass both to ``from_snapshot``."""
+        return self._base_snapshot, self.missing_for({})
+
+    def needs_snapshot(self, snapshot: Snapshot) -> bool:
+        """Whether ``snapshot`` covers events this replica lacks."""
+        vv = self._vv
+        return any(vv.get(o, 0) < n for o, n in snapshot.version.items())
+
+    def add_peer(self, peer: str) -> None:
+        """Add ``peer`` to the replica set (``peers``): compaction then waits for
+        its events too. Done automatically for every peer heard from through
+        anti-entropy (``observe_peer``); a no-op without ``peers``."""
+        if not valid_replica_id(peer):
+            raise ReplicaError(f"add_peer: {peer!r} is not a replica id")
+        if self.peers is not None and peer not in self.peers:
+            self.peers = self.peers | {peer}
+
     def observe_peer(self, peer: str, version: Mapping[str, int], clock: int) -> None:
         """Record what a peer said it has (its own event count and its clock);
-        lets ``compact`` advance while that peer is idle."""
+        lets ``compact`` advance while that peer is idle. A peer not yet in
+        ``peers`` is added (a replica that joined): compaction never passes
+        the clock it reported, and its later events have larger clocks."""
         if valid_replica_id(peer) and isinstance(clock, int):
+            if self.peers is not None and peer not in self.peers:
+                self.peers = self.peers | {peer}
             self._peer_views[peer] = (int(version.get(peer, 0)), clock)
             self._peer_has[peer] = int(version.get(self.id, 0))
 
@@ -628,17 +920,41 @@ class Replica:
         number of events compacted.
 
         Raises ReplicaError when the replica was built without ``peers``."""
+        self._need_peers()
+        self.flush()
+        op = self._prepare_compact()
+        if op is None:
+            return 0
+        op.run()  # here, on this thread
+        return int(self._settle(op))
+
+    async def acompact(self) -> int:
+        """``compact`` for an asyncio loop: with a ``blocking`` store the
+        store's part runs in a worker thread (see ``aflush``)."""
+        if self._closed:
+            raise ReplicaError(f"replica {self.id!r} is closed")
+        if not self._blocking():
+            return self.compact()
+        self._need_peers()
+        await self.aflush()
+        n = await self._run_blocking(self._prepare_compact)
+        return int(n or 0)
+
+    def _need_peers(self) -> None:
         if self.peers is None:
             raise ReplicaError("compaction needs the replica set: create the replica with "
                                "peers=[...] naming every replica that may emit")
-        self.flush()
+
+    def _prepare_compact(self) -> _StoreOp | None:
         horizon = self.stable_horizon()
+        if self._unflushed:  # only committed events go into a snapshot
+            horizon = min(horizon, min(e[4] for e in self._unflushed) - 1)
         if horizon <= self._horizon:
-            return 0
+            return None
         log = self._log
         k = bisect_right(log, horizon, key=_HLC)
         if k == 0:
-            return 0
+            return None
         s = int(self._state_at(k))
         base = self._base_snapshot
         version = dict(base.version) if base else {}
@@ -654,15 +970,217 @@ class Replica:
                         state=m.decode(s), digest=m.state_digest(m.state(s)), version=version,
                         events=self._base_count + k, horizon=horizon,
                         heads=tuple(sorted(heads)), clocks=clocks, hlc=horizon)
-        self.store.compact(snap)
-        del log[:k]
-        del self._after[:k]
-        self._base = s
+        old_horizon = self._horizon
+        # from now on an event at or below the new horizon is refused, as it
+        # will be once the snapshot is stored (none can come: it is stable)
+        self._horizon = horizon
+
+        def finish() -> int:
+            # nothing was inserted at or before position k meanwhile: every
+            # later event sorts after the horizon
+            if len(self._after) < k:
+                self._state_at(k)
+            del log[:k]
+            del self._after[:k]
+            self._base = s
+            self._base_snapshot = snap
+            self._base_count += k
+            self.stats.compacted += k
+            return k
+
+        def undo() -> None:
+            self._horizon = old_horizon
+
+        return _StoreOp(self.store.compact, snap, finish, undo)
+
+    # ------------------------------------------------------------ joining
+
+    @classmethod
+    def from_snapshot(cls, machine: Machine, snapshot: Snapshot | None,
+                      log: Iterable[Envelope] = (), *, id: str,
+                      store: Store | str | None = None, transport: Transport | None = None,
+                      **options: Any) -> Replica:
+        """A new replica that starts from a peer's compacted snapshot and the
+        rest of its log (what the peer's ``bootstrap()`` returns), then goes on
+        like any other: ``Replica.from_snapshot(m, *peer.bootstrap(), id="d",
+        store="sqlite:///d.db", transport=..., peers=[...])``. ``options`` are
+        the other ``Replica`` arguments. ``snapshot`` None (the peer never
+        compacted): start from the log alone. The transport is attached last,
+        once the snapshot and the log are in.
+
+        Raises PolicyMismatchError for a snapshot (or an envelope) of another
+        machine policy, ReplicaError for a snapshot that is not a compacted
+        base (``horizon < 0``), that knows events of ``id`` this store lacks
+        (an id is never reused), or that misses events of this store."""
+        replica = cls(machine, id=id, store=store, **options)
+        try:
+            if snapshot is not None:
+                replica.install_snapshot(snapshot)
+            log = tuple(log)
+            if log:
+                replica.receive(log)
+            replica.flush()
+        except BaseException:
+            replica.close()
+            raise
+        if transport is not None:
+            replica.transport = transport
+            transport.attach(replica)
+        return replica
+
+    def install_snapshot(self, snapshot: Snapshot) -> bool:
+        """Continue from a peer's compacted snapshot when it covers events
+        this replica lacks (``needs_snapshot``): the replica joins, or catches
+        up past compactions it missed. Its own accepted events at or below the
+        snapshot's horizon must be in the snapshot (they are when every origin
+        is in the peer's ``peers``); the ones above it stay in the log, and
+        pending envelopes are tried again. Commits queued events first, then
+        stores the snapshot (in place of the covered events) and tells the
+        subscribers. Returns False (and does nothing) when the snapshot brings
+        nothing new.
+
+        Raises PolicyMismatchError for another machine policy; ReplicaError
+        for a snapshot that is not a compacted base, knows events of this
+        replica's id that it lacks, or misses events this replica has at or
+        below its horizon; StoreError when the store fails (nothing changed)."""
+        if self._closed:
+            raise ReplicaError(f"replica {self.id!r} is closed")
+        if self._check_snapshot(snapshot) is None:
+            return False
+        self.flush()
+        if self._inflight is not None:
+            self._settle_quietly(self._inflight)
+        op = self._prepare_install(snapshot)
+        if op is None:
+            return False
+        op.run()
+        self._settle(op)
+        if self._autoflush and not self._batch_depth:
+            self.flush()
+        return True
+
+    async def ainstall_snapshot(self, snapshot: Snapshot) -> bool:
+        """``install_snapshot`` for an asyncio loop: with a ``blocking`` store
+        the store's part runs in a worker thread (see ``aflush``)."""
+        if self._closed:
+            raise ReplicaError(f"replica {self.id!r} is closed")
+        if not self._blocking():
+            return self.install_snapshot(snapshot)
+        if self._check_snapshot(snapshot) is None:
+            return False
+        await self.aflush()
+        done = await self._run_blocking(lambda: self._prepare_install(snapshot))
+        if done and self._autoflush and not self._batch_depth:
+            await self.aflush()
+        return bool(done)
+
+    def _check_snapshot(self, snap: Snapshot) -> int | None:
+        """Validate ``snap`` against this replica; its base state, or None
+        when it brings nothing new."""
+        if not isinstance(snap, Snapshot):
+            raise ProtocolError(f"install_snapshot: {snap!r} is not a Snapshot")
+        if snap.policy != self._policy:
+            raise PolicyMismatchError(
+                f"snapshot of replica {snap.replica!r} ({snap.machine!r}) has policy "
+                f"{str(snap.policy)[:16]}..., but replica {self.id!r} runs "
+                f"{self.machine.name!r} policy {self._policy[:16]}...: both sides must run "
+                "the same verified machine", expected=self._policy, got=str(snap.policy))
+        if snap.horizon < 0:
+            raise ReplicaError(
+                f"snapshot of replica {snap.replica!r} is not a compacted base (horizon "
+                f"{snap.horizon}): a replica can only continue from a stable prefix; use the "
+                "peer's bootstrap() (its base snapshot and its log)")
+        try:
+            base = int(self.machine.encode(snap.state).id)
+        except MachineUsageError as exc:
+            raise ProtocolError(f"snapshot state does not fit the machine: {exc}") from None
+        if not self.needs_snapshot(snap):
+            return None
+        sv = snap.version
+        mine = self._vv.get(self.id, 0)
+        if sv.get(self.id, 0) > mine:
+            raise ReplicaError(
+                f"snapshot of replica {snap.replica!r} holds {sv[self.id]} events of "
+                f"{self.id!r}, whose store has {mine}: a replica id is never reused with a "
+                "fresh store (its event numbers would collide); join under a new id")
+        own = self._base_snapshot
+        if own is not None and (own.horizon > snap.horizon or any(
+                sv.get(o, 0) < n for o, n in own.version.items())):
+            raise ReplicaError(
+                f"replica {self.id!r} compacted events the snapshot of {snap.replica!r} "
+                f"(horizon {snap.horizon}) lacks: their replica sets (peers) disagree")
+        for e in self._log:
+            if e[4] <= snap.horizon and e[3] > sv.get(e[2], 0):
+                raise ReplicaError(
+                    f"the snapshot of {snap.replica!r} (horizon {snap.horizon}) lacks event "
+                    f"{e[1]} of this replica, at or below its horizon: is {e[2]!r} missing "
+                    f"from {snap.replica!r}'s peers?")
+        return base
+
+    def _prepare_install(self, snap: Snapshot) -> _StoreOp | None:
+        base = self._check_snapshot(snap)
+        if base is None:
+            return None
+        return _StoreOp(self.store.compact, snap, lambda: self._adopt(snap, base),
+                        lambda: None)
+
+    def _adopt(self, snap: Snapshot, base: int) -> bool:
+        """Make the stored snapshot ``snap`` the base of the in-memory log."""
+        horizon, sv = snap.horizon, snap.version
+        had = self.accepted > 0
+        keep: list[Envelope] = []
+        for e in self._log:
+            if e[3] <= sv.get(e[2], 0):
+                continue  # covered by the snapshot
+            if e[4] <= horizon:  # accepted while the snapshot was stored: too late
+                self.stats.rejected += 1
+                why = (f"hlc {e[4]} is at or below the horizon {horizon} of the installed "
+                       "snapshot, which lacks it")
+                self._rejected.append((e[1], why))
+                continue
+            keep.append(e)
+        vv = dict(sv)
+        for o, n in self._vv.items():
+            if n > vv.get(o, 0):
+                vv[o] = n
+        clocks = dict(snap.clocks)
+        for o, c in self._clocks.items():
+            clocks[o] = max(clocks.get(o, -1), c)
+        heads = set(snap.heads) | self._heads
+        for e in keep:
+            heads.difference_update(e[6])
+            heads.discard(f"{e[2]}:{e[3] - 1}")
+        top: dict[str, int] = {}
+        for h in heads:  # an origin's earlier event is below its later one: not a head
+            origin, _, num = h.rpartition(":")
+            top[origin] = max(top.get(origin, 0), int(num))
+        self._heads = {h for h in heads if int(h.rpartition(":")[2]) == top[h.rpartition(":")[0]]}
+        self._log = keep
+        self._after = []
+        self._base = base
         self._base_snapshot = snap
         self._horizon = horizon
-        self._base_count += k
-        self.stats.compacted += k
-        return k
+        self._base_count = snap.events
+        self._vv = vv
+        self._clocks = clocks
+        self._hlc.observe(snap.hlc)
+        self._hlc.observe(horizon)
+        self._state = int(self._state_at(len(keep)))
+        self._unflushed = [e for e in self._unflushed
+                           if e[3] > sv.get(e[2], 0) and e[4] > horizon]
+        self.stats.accepted = self._base_count + len(keep)
+        self.stats.installed += 1
+        self._notify_repaired = self._notify_repaired or had
+        self._touched = True
+        # what waited for events the snapshot covers may go now
+        waiting = sorted(self._pending.values(), key=_KEY)
+        self._pending, self._waiting, self._far = {}, {}, None
+        ready: list[Envelope] = []
+        for e in waiting:
+            self._offer(e, ready, [])
+        if ready:
+            self._integrate(ready)
+        return True
 
     # ------------------------------------------------------------ lifecycle
 

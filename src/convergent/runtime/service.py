@@ -38,7 +38,11 @@ class ReplicaService:
             ``status_interval`` seconds.
 
     The replica should be created with ``autoflush=False``: the service
-    commits every ``flush_interval``.
+    commits every ``flush_interval``. Store I/O never blocks the loop for a
+    store that declares itself ``blocking`` (PostgreSQL): commits,
+    compactions and snapshot installs run the store call in a worker thread
+    (``Replica.aflush``/``acompact``/``ainstall_snapshot``), one at a time
+    and in order; such a replica must be created with ``autoflush=False``.
     """
 
     def __init__(self, replica: Replica, transport: NatsTransport, *,
@@ -46,6 +50,11 @@ class ReplicaService:
                  status_file: str | None = None, status_interval: float = 0.5) -> None:
         if replica.transport is not transport:
             raise ReplicaError("the replica must be created with transport=<this transport>")
+        if getattr(replica.store, "blocking", False) and replica._autoflush:
+            raise ReplicaError(f"replica {replica.id!r} has a blocking store "
+                               f"({type(replica.store).__name__}) and autoflush=True: every "
+                               "emit would commit on the event loop; create it with "
+                               "autoflush=False (the service commits in the background)")
         self.replica = replica
         self.transport = transport
         self.flush_interval = flush_interval
@@ -99,7 +108,7 @@ class ReplicaService:
         while True:
             await asyncio.sleep(self.flush_interval)
             try:
-                self.replica.flush()
+                await self.replica.aflush()
             except ConvergentError as exc:  # retried next round; the events stay queued
                 self.transport._note(f"flush: {exc}")
 
@@ -108,7 +117,7 @@ class ReplicaService:
         while True:
             await asyncio.sleep(self.compact_interval)
             try:
-                self.replica.compact()
+                await self.replica.acompact()
             except ConvergentError as exc:
                 self.transport._note(f"compact: {exc}")
 
@@ -129,7 +138,7 @@ class ReplicaService:
             if not isinstance(req, dict) or not isinstance(req.get("event"), str):
                 raise ReplicaError('an emit request is {"event": NAME, "meta": {...}}')
             env = self.replica.emit(req["event"], req.get("meta"))
-            self.replica.flush()
+            await self.replica.aflush()
             reply = {"ok": True, "id": env.id, "hlc": env.hlc,
                      "state": self.replica.machine.decode(self.replica.state)}
         except (ConvergentError, ValueError) as exc:
@@ -167,7 +176,7 @@ class ReplicaService:
             except (asyncio.CancelledError, Exception):
                 pass
         try:
-            self.replica.flush()
+            await self.replica.aflush()
             await self.transport.drain(drain_timeout)
         finally:
             try:

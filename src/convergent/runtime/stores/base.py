@@ -12,6 +12,13 @@ most one snapshot (the compacted prefix). Four methods are required::
 
 ``close`` and ``count`` have defaults. A store that returns from ``append``
 has made the batch durable: that is what "acknowledged" means.
+
+A store whose calls wait on a network or a server (PostgreSQL) sets
+``blocking = True``: ``Replica.aflush``, ``acompact`` and
+``ainstall_snapshot`` (what ``ReplicaService`` and the NATS transport use)
+then run its ``append`` and ``compact`` in a worker thread, one call at a
+time and in order, so the asyncio loop keeps running meanwhile. Such a store
+must accept being called from a thread other than the one that opened it.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ class Store(ABC):
     #: how to open this store again (``sqlite:///r1.db``, ``memory://``, ...)
     url: str = ""
     replica: str | None = None
+    #: calls may wait on I/O for long: asynchronous callers run them in a
+    #: worker thread (see the module docstring)
+    blocking: bool = False
 
     @abstractmethod
     def open(self, *, replica: str, machine: str, policy: str) -> None:

@@ -43,7 +43,14 @@ class PostgresStore(Store):
     """``PostgresStore("postgresql://user@127.0.0.1:5432/db")``; rows are keyed
     by replica id, so replicas may share a database. ``open`` takes a session
     advisory lock per replica id, so a second process cannot write the same
-    replica; ``readonly=True`` takes none and never writes."""
+    replica; ``readonly=True`` takes none and never writes.
+
+    ``blocking = True``: every call is a round trip to the server, so the
+    asynchronous replica API runs ``append`` and ``compact`` in a worker
+    thread (psycopg connections may be used from any thread, one call at a
+    time)."""
+
+    blocking = True
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0,
                  readonly: bool = False, lock_timeout: float = 5.0) -> None:

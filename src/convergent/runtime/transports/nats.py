@@ -11,11 +11,18 @@ Subjects, for a machine named ``M`` (prefix ``cv`` by default)::
     cv.M.sync              core NATS: "I am R, my version vector is V"; every
                            peer answers on R's direct subject with what V lacks
                            (anti-entropy, on every (re)connect and periodically)
-    cv.M.direct.<replica>  core NATS: anti-entropy answers
+    cv.M.direct.<replica>  core NATS: anti-entropy answers; when R lacks events
+                           the answering peer compacted away, the answer starts
+                           with that peer's snapshot (``convergent-snapshot-
+                           offer/1``), which R installs before the events
 
-Every envelope carries the machine's policy digest; a batch of another
-policy is refused (counted, and the reason kept in ``errors``), never applied.
-Everything runs on the caller's asyncio loop; ``broadcast`` only queues.
+Every envelope carries the machine's policy digest; a batch or a snapshot of
+another policy is refused (counted, and the reason kept in ``errors``), never
+applied. Everything runs on the caller's asyncio loop; ``broadcast`` only
+queues. Commits go through ``Replica.aflush`` (a worker thread for a
+``blocking`` store such as PostgreSQL). Envelopes a full pending buffer turns
+away are counted (``backpressure``) and asked for again by an early
+anti-entropy round.
 """
 
 from __future__ import annotations
@@ -30,7 +37,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..envelope import Envelope, decode_batch, encode_batch
-from ..errors import PolicyMismatchError, ProtocolError, StoreError, TransportError
+from ..errors import (
+    BackpressureError,
+    PolicyMismatchError,
+    ProtocolError,
+    ReplicaError,
+    StoreError,
+    TransportError,
+)
+from ..model import Snapshot
 from .base import Transport
 
 try:
@@ -46,6 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..replica import Replica
 
 __all__ = ["NatsTransport"]
+
+SNAPSHOT_FORMAT = "convergent-snapshot-offer/1"
 
 
 def _durable_name(replica_id: str) -> str:
@@ -102,7 +119,8 @@ class NatsTransport(Transport):
         self.errors: deque[tuple[float, str]] = deque(maxlen=100)
         self.counters = {"published": 0, "publish_retries": 0, "fetched": 0,
                          "sync_requests": 0, "sync_sent": 0, "direct_received": 0,
-                         "refused": 0, "reconnects": 0}
+                         "refused": 0, "reconnects": 0, "backpressure": 0,
+                         "snapshots_sent": 0, "snapshots_installed": 0}
 
     # ------------------------------------------------------------ names
 
@@ -208,8 +226,11 @@ class NatsTransport(Transport):
         return not self._outbox
 
     async def aclose(self) -> None:
-        """Stop the tasks and close the connection (queued events that were
-        not published stay in the store: anti-entropy sends them later)."""
+        """Stop the tasks, tell the peers once more what this replica has (its
+        last periodic announcement may predate its last events: peers waiting
+        for it, as ``--until-accepted`` does, would wait forever), and close
+        the connection (queued events that were not published stay in the
+        store: anti-entropy sends them later)."""
         self._closing = True
         for t in self._tasks:
             t.cancel()
@@ -219,6 +240,12 @@ class NatsTransport(Transport):
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks = []
+        if self.nc is not None and self.connected and self.replica is not None:
+            try:
+                await self.nc.publish(self.subject("sync"), self._sync_body())
+                await self.nc.flush(timeout=1)
+            except Exception as exc:
+                self._note(f"final sync: {exc!r}")
         if self.nc is not None:
             try:
                 await self.nc.close()
@@ -261,11 +288,19 @@ class NatsTransport(Transport):
             return []
         return envs
 
-    def _commit(self, envs: list[Envelope]) -> None:
+    async def _commit(self, envs: list[Envelope]) -> None:
         replica = self._r()
         if envs:
-            replica.receive(envs)
-        replica.flush()
+            try:
+                replica.receive(envs)
+            except BackpressureError as exc:
+                # not accepted: ask the peers again soon (they answer with what
+                # this replica's version vector lacks, in causal order)
+                self.counters["backpressure"] += len(exc.refused)
+                self._note(f"backpressure: {len(exc.refused)} envelopes turned away "
+                           f"(pending buffer full, {exc.limit})")
+                self._sync_now.set()
+        await replica.aflush()
 
     async def _consume(self) -> None:
         backoff = 0.1
@@ -293,7 +328,7 @@ class NatsTransport(Transport):
                 envs.extend(self._accept(msg.data, f"stream {msg.subject}"))
             self.counters["fetched"] += len(msgs)
             try:
-                self._commit(envs)
+                await self._commit(envs)
             except StoreError as exc:  # not acknowledged: JetStream redelivers
                 self._note(f"store: {exc}")
                 await asyncio.sleep(0.5)
@@ -329,7 +364,6 @@ class NatsTransport(Transport):
                 self.counters["published"] += len(chunk)
 
     async def _anti_entropy(self) -> None:
-        replica = self._r()
         while not self._closing:
             try:
                 await asyncio.wait_for(self._sync_now.wait(), timeout=self.sync_interval)
@@ -338,13 +372,16 @@ class NatsTransport(Transport):
             self._sync_now.clear()
             if not self.connected:
                 continue
-            body = json.dumps({"from": replica.id, "version": replica.version,
-                               "clock": replica._hlc.last,
-                               "policy": replica.machine.policy_digest}).encode()
             try:
-                await self.nc.publish(self.subject("sync"), body)
+                await self.nc.publish(self.subject("sync"), self._sync_body())
             except Exception as exc:
                 self._note(f"sync: {exc!r}")
+
+    def _sync_body(self) -> bytes:
+        replica = self._r()
+        return json.dumps({"from": replica.id, "version": replica.version,
+                           "clock": replica._hlc.last,
+                           "policy": replica.machine.policy_digest}).encode()
 
     async def sync_now(self) -> None:
         """Ask every peer for what this replica lacks, now."""
@@ -372,14 +409,27 @@ class NatsTransport(Transport):
             return
         self.counters["sync_requests"] += 1
         replica.observe_peer(peer, version, clock)
+        subject = self.subject("direct", peer)
+        machine, policy = replica.machine.name, replica.machine.policy_digest
+        snap = replica.snapshot_for(version)
+        if snap is not None:  # the peer lacks events compacted here: snapshot first
+            try:
+                await self.nc.publish(subject, json.dumps(
+                    {"format": SNAPSHOT_FORMAT, "machine": machine, "policy": policy,
+                     "snapshot": snap.to_dict()}, separators=(",", ":")).encode())
+                self.counters["snapshots_sent"] += 1
+            except Exception as exc:
+                self._note(f"snapshot to {peer}: {exc!r}")
+                return
+            version = dict(version)
+            for o, n in snap.version.items():
+                version[o] = max(int(version.get(o, 0)), n)
         # events younger than one sync interval are most likely still in
         # flight through the stream: answer with them on a later round
         cutoff = (time.time_ns() // 1_000_000 - int(self.sync_interval * 1000)) << 16
         missing = [e for e in replica.missing_for(version) if e[4] <= cutoff]
         if not missing:
             return
-        subject = self.subject("direct", peer)
-        machine, policy = replica.machine.name, replica.machine.policy_digest
         try:
             for i in range(0, len(missing), self.max_events):
                 await self.nc.publish(subject, encode_batch(machine, policy,
@@ -391,12 +441,34 @@ class NatsTransport(Transport):
     async def _on_direct(self, msg: Any) -> None:
         if self.replica is None or self._closing:
             return
+        if msg.data.startswith(b'{"format":"' + SNAPSHOT_FORMAT.encode()):
+            await self._on_snapshot(msg.data)
+            return
         envs = self._accept(msg.data, "anti-entropy")
         self.counters["direct_received"] += len(envs)
         try:
-            self._commit(envs)
+            await self._commit(envs)
         except StoreError as exc:  # lost for now; the next sync round asks again
             self._note(f"store: {exc}")
+        except Exception as exc:  # a subscriber failed after the commit
+            self._note(f"subscriber: {exc!r}")
+
+    async def _on_snapshot(self, data: bytes) -> None:
+        """A peer's compacted snapshot: install it if it brings anything."""
+        replica = self._r()
+        try:
+            msg = json.loads(data)
+            snap = Snapshot.from_dict(msg["snapshot"])
+        except (ValueError, KeyError, TypeError, ProtocolError) as exc:
+            self.counters["refused"] += 1
+            self._note(f"refused a malformed snapshot message: {exc!r}")
+            return
+        try:
+            if await replica.ainstall_snapshot(snap):
+                self.counters["snapshots_installed"] += 1
+        except (ReplicaError, StoreError) as exc:  # policy, or sets of peers that disagree
+            self.counters["refused"] += 1
+            self._note(f"refused the snapshot of {snap.replica!r}: {exc}")
         except Exception as exc:  # a subscriber failed after the commit
             self._note(f"subscriber: {exc!r}")
 

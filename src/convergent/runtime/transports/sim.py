@@ -4,7 +4,11 @@ Every message gets a random delay (so messages overtake each other), may be
 duplicated, may be dropped (the sender retries after ``retry_after``: at
 least once), and is lost when it would cross a partition or reach a crashed
 (detached) replica. ``heal()`` and a replica's (re)attachment run
-anti-entropy: each side sends what the other's version vector lacks. Time is
+anti-entropy: each side sends what the other's version vector lacks, preceded
+by its compacted snapshot when the other lacks events that snapshot covers
+(a new replica joins that way). Envelopes a replica turns away because its
+pending buffer is full are counted (``stats.refused``) and come again with
+the next anti-entropy round. Time is
 an integer of milliseconds advanced by ``step``/``run``; ``clock(node)``
 gives replicas skewed clocks on that time. The same seed and the same calls
 give the same run.
@@ -18,14 +22,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import TransportError
+from ..errors import BackpressureError, ReplicaError, TransportError
 from .base import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..envelope import Envelope
+    from ..model import Snapshot
     from ..replica import Replica
 
-__all__ = ["SimNetwork", "SimStats", "SimTransport"]
+__all__ = ["SimNetwork", "SimStats", "SimTransport", "SnapshotOffer"]
 
 
 @dataclass
@@ -36,6 +41,17 @@ class SimStats:
     dropped: int = 0
     lost: int = 0          # crossed a partition or reached a crashed replica
     synced: int = 0        # envelopes sent by anti-entropy
+    snapshots: int = 0     # snapshots sent by anti-entropy
+    installed: int = 0     # snapshots installed by their receiver
+    refused: int = 0       # envelopes turned away by a full pending buffer
+
+
+@dataclass(frozen=True)
+class SnapshotOffer:
+    """A message carrying a compacted snapshot (anti-entropy to a replica
+    that lacks events it covers)."""
+
+    snapshot: Snapshot
 
 
 class SimNetwork:
@@ -61,7 +77,9 @@ class SimNetwork:
         self.split = split
         self.now = 0
         self.stats = SimStats()
-        self._queue: list[tuple[int, int, str, str, tuple[Envelope, ...]]] = []
+        self._queue: list[tuple[int, int, str, str, tuple[Envelope, ...] | SnapshotOffer]] = []
+        #: snapshots a replica refused to install (time, node, message)
+        self.errors: list[tuple[int, str, str]] = []
         self._n = 0
         self._nodes: dict[str, SimTransport] = {}
         self._group: dict[str, int] | None = None
@@ -105,7 +123,9 @@ class SimNetwork:
 
     def anti_entropy(self, node: str | None = None) -> int:
         """Each connected pair (or each pair involving ``node``) sends the other
-        what its version vector lacks; returns the envelopes scheduled."""
+        what its version vector lacks (its snapshot first, when the other lacks
+        compacted events); returns the messages' envelopes and snapshots
+        scheduled."""
         total = 0
         live = [t for t in self._nodes.values() if t.replica is not None]
         for src in live:
@@ -117,7 +137,15 @@ class SimNetwork:
                 assert src.replica is not None and dst.replica is not None
                 dst.replica.observe_peer(src.node, src.replica.version,
                                          src.replica._hlc.last)
-                missing = src.replica.missing_for(dst.replica.version)
+                version = dst.replica.version
+                snap = src.replica.snapshot_for(version)
+                if snap is not None:
+                    total += 1
+                    self.stats.snapshots += 1
+                    self._schedule(src.node, dst.node, [SnapshotOffer(snap)])
+                    for o, n in snap.version.items():
+                        version[o] = max(version.get(o, 0), n)
+                missing = src.replica.missing_for(version)
                 if missing:
                     total += len(missing)
                     self._send(src.node, dst.node, missing)
@@ -127,7 +155,12 @@ class SimNetwork:
     # ------------------------------------------------------------ messages
 
     def _send(self, src: str, dst: str, envelopes: Sequence[Envelope]) -> None:
-        msgs = [(e,) for e in envelopes] if self.split else [tuple(envelopes)]
+        msgs: list[tuple[Envelope, ...]] = ([(e,) for e in envelopes] if self.split
+                                            else [tuple(envelopes)])
+        self._schedule(src, dst, msgs)
+
+    def _schedule(self, src: str, dst: str,
+                  msgs: Sequence[tuple[Envelope, ...] | SnapshotOffer]) -> None:
         rng = self.rng
         lo, hi = self.delay
         for msg in msgs:
@@ -141,7 +174,8 @@ class SimNetwork:
                 self.stats.duplicated += 1
                 self._push(self.now + rng.randint(lo, hi * 3 + 1), src, dst, msg)
 
-    def _push(self, t: int, src: str, dst: str, msg: tuple[Envelope, ...]) -> None:
+    def _push(self, t: int, src: str, dst: str,
+              msg: tuple[Envelope, ...] | SnapshotOffer) -> None:
         self._n += 1
         heapq.heappush(self._queue, (t, self._n, src, dst, msg))
 
@@ -165,7 +199,17 @@ class SimNetwork:
             self.stats.lost += 1
             return True
         self.stats.delivered += 1
-        target.receive(msg)
+        if isinstance(msg, SnapshotOffer):
+            try:
+                if target.install_snapshot(msg.snapshot):
+                    self.stats.installed += 1
+            except ReplicaError as exc:  # a real transport logs it and goes on
+                self.errors.append((self.now, dst, str(exc)))
+            return True
+        try:
+            target.receive(msg)
+        except BackpressureError as exc:  # anti-entropy sends them again
+            self.stats.refused += len(exc.refused)
         return True
 
     def run(self, *, until: int | None = None, max_steps: int | None = None) -> int:
