@@ -23,6 +23,8 @@ class State:
     significant)."""
 
     __slots__ = ("_id", "_machine")
+    _machine: Machine
+    _id: int
 
     def __init__(self, machine: Machine, state_id: int) -> None:
         object.__setattr__(self, "_machine", machine)
@@ -62,8 +64,8 @@ class State:
 
 # Building a State without __init__ on the hot path of Machine.apply
 _new_state = object.__new__
-_set_machine = State._machine.__set__  # type: ignore[attr-defined]
-_set_id = State._id.__set__  # type: ignore[attr-defined]
+_set_machine = State._machine.__set__  # type: ignore[misc, attr-defined]
+_set_id = State._id.__set__  # type: ignore[misc, attr-defined]
 
 
 class Machine:

@@ -30,7 +30,8 @@ def write_binary(f: IO[bytes], meta: Mapping[str, Any], nf: np.ndarray, valid: n
     base = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
     data_start = _align(8 + base + 256)
     while True:  # the header holds the offsets, which depend on its length
-        layout, off = {}, data_start
+        layout: dict[str, dict[str, Any]] = {}
+        off = data_start
         for name, a in arrays:
             layout[name] = {"offset": off, "dtype": a.dtype.str, "shape": list(a.shape)}
             off = _align(off + a.nbytes)
@@ -45,7 +46,7 @@ def write_binary(f: IO[bytes], meta: Mapping[str, Any], nf: np.ndarray, valid: n
     pos = data_start
     for name, a in arrays:
         f.write(b"\0" * (layout[name]["offset"] - pos))
-        f.write(memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))
+        f.write(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
         pos = layout[name]["offset"] + a.nbytes
 
 

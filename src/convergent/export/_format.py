@@ -120,7 +120,7 @@ def file_tables(m: Machine, *, fires: bool) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _bytes(a: np.ndarray) -> memoryview:
-    return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
 
 
 def hash_tables(meta: Mapping[str, Any], nf: np.ndarray, step: np.ndarray,

@@ -87,5 +87,6 @@ def machine_from_gsm(doc: Mapping[str, Any], *, allow_unverified: bool,
     m = build_machine(meta, vars_, nf=nf, step=step, fires=None, valid=valid_from_nf(nf),
                       extra_meta={**extra_meta, "gsm": {k: v for k, v in doc.items()
                                                         if k not in ("nf", "step")}})
+    assert m.report is not None  # build_machine always attaches a report
     m.report.warnings[:] = ["imported from a gsm export: verified by gsm, not by convergent"]
     return m

@@ -453,7 +453,8 @@ def _logic(op: str, a: _Code, b: _Code) -> _Code:
     if op == "and":
         def ev(v: Mapping[str, Any]) -> Any:
             return bool(ea(v)) and bool(eb(v))
-        value_fn, reach_b = np.logical_and, (lambda x: x)
+        value_fn: Callable[[Any, Any], Any] = np.logical_and
+        reach_b: Callable[[Any], Any] = (lambda x: x)
     elif op == "or":
         def ev(v: Mapping[str, Any]) -> Any:
             return bool(ea(v)) or bool(eb(v))
