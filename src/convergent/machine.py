@@ -188,7 +188,7 @@ class Machine:
         """``valid[state_id]``: whether every invariant holds (read-only)."""
         if self._valid is None:
             an = self._require_analysis("valid")
-            full, lifter = self._lifter()
+            _, lifter = self._lifter()
             self._valid = lifter.gather(an.normalizer.space, an.normalizer.valid)
             self._valid.setflags(write=False)
         return self._valid
@@ -198,7 +198,7 @@ class Machine:
         """``fires[event, state_id]``: whether the event's guard holds (read-only)."""
         if self._fires is None:
             an = self._require_analysis("fires")
-            full, lifter = self._lifter()
+            _, lifter = self._lifter()
             out = np.empty((len(self.events), self.size), dtype=bool)
             for e in an.compiled.events:
                 lifter.gather(e.space, e.fires, out=out[e.index])
