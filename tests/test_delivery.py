@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from convergent.engine.check import analyze, check
@@ -14,7 +14,7 @@ from convergent.errors import BuildError
 from convergent.spec.loader import loads_spec
 
 from reference import RefMachine, reference_check
-from strategies import GMachine, machines
+from strategies import GMachine, GVar, machines
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -94,7 +94,23 @@ def _digest(spec) -> str | None:
         return None
 
 
+# a holds that cannot be evaluated (0 / 0) where it is never needed
+_ZERO_DIV_HOLDS = GMachine(
+    vars=(GVar("a", "bool"), GVar("b", "enum", ("on", "off", "yes", "no"))),
+    initial=(),
+    invariants=(
+        ("inv_a", ("and", ("cmp", "==", ("var", "b"), ("lit", "on")), ("lit", False)),
+         (("a", ("lit", False)),)),
+        ("inv_b", ("or", ("cmp", "==", ("arith", "+", ("lit", 0),
+                                         ("arith", "/", ("lit", 0), ("lit", 0))), ("lit", 0)),
+                   ("cmp", "!=", ("var", "a"), ("lit", False))),
+         (("a", ("lit", False)),))),
+    events=(("go", None, (("a", ("lit", False)),)), ("stop", None, (("a", ("lit", False)),))),
+    independent=(("go", "stop"),), parens=True)
+
+
 @SETTINGS
+@example(_ZERO_DIV_HOLDS)
 @given(machines())
 def test_digest_is_independent_of_representation(gm: GMachine) -> None:
     d_yaml = _digest(loads_spec(gm.to_yaml(), "a.yaml"))

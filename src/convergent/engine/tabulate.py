@@ -118,8 +118,13 @@ def _expr_predicate(m: _Machine, pred: Predicate) -> PredTable:
     assert expr is not None
     space = m.space(set(expr.free_vars))
     values, err = expr.eval_vec(_columns(m, space), n=space.size)  # type: ignore[call-arg]
-    return PredTable(space, _broadcast(values, space.size).astype(bool),
-                     None if err is None else _broadcast(err, space.size))
+    value = _broadcast(values, space.size).astype(bool)
+    if err is not None:
+        err = _broadcast(err, space.size)
+        # no value where evaluation fails: canonical False, as a traced
+        # function that raises gets, so representations tabulate alike
+        value = value & ~err
+    return PredTable(space, value, err)
 
 
 def _expr_assignment(m: _Machine, asg: Assignment) -> AssignTable:
@@ -147,6 +152,8 @@ def _expr_assignment(m: _Machine, asg: Assignment) -> AssignTable:
             else:
                 sat = _or(sat, outside)
     writes = tuple(sorted(m.index[t] for t in asg.targets))
+    if eval_err is not None:  # canonical no-op where evaluation fails (as when traced)
+        new = np.where(eval_err, space.ids, new)
     return AssignTable(space, new.astype(space.dtype), writes, err, sat, eval_err)
 
 
