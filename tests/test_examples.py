@@ -54,3 +54,13 @@ def test_python_declared_machine_from_the_cli() -> None:
     p = run_cli("check", "examples/order_fulfillment.py:registry", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["verdict"] == "pass"
+
+
+def test_findings_name_the_saturating_assignment() -> None:
+    report = json.loads(run_cli("check", str(EXAMPLES / "gsm_order.yaml"), "--json").stdout)
+    sat = report["findings"]["saturating"]
+    assert [d["event"] for d in sat] == ["restock"]
+    assert sat[0]["vars"] == ["inventory"] and sat[0]["values"] == {"inventory": 6}
+    assert sat[0]["state"]["inventory"] == 5
+    assert report["findings"]["never_fail"] == ["no_ship_unpaid"]
+    assert report["findings"]["unreachable_valid"] == 42 - 18

@@ -576,7 +576,7 @@ class _Checker:
     def _findings(self, reach: np.ndarray, n_valid: int) -> Findings:
         cm, norm, full = self.cm, self.norm, self.full
         never_fire = []
-        saturating: list[dict[str, str]] = []
+        saturating: list[dict[str, Any]] = []
         raw_d: list[np.ndarray] = []
         for e in cm.events:
             p = full.project(e.space, reach)
@@ -584,8 +584,10 @@ class _Checker:
             if not fires.any():
                 never_fire.append(e.name)
                 continue
-            if e.sat is not None and (e.sat[p] & fires).any():
-                saturating.append({"event": e.name})
+            if e.sat is not None:
+                hit = e.sat[p] & fires
+                if hit.any():
+                    saturating.append(_saturation(cm, e, int(reach[np.flatnonzero(hit)[0]])))
             raw = e.new[p].astype(np.int64)
             # the raw successor's projection on D: change only the written vars
             dsp = norm.space
@@ -610,7 +612,8 @@ class _Checker:
                 cur = np.unique(norm.rho[cur])
         never_fail = [i.name for i in cm.invariants if i.index not in fails]
         if repair_sat:
-            saturating.append({"repair": "one or more invariants"})
+            saturating.append({"repair": "one or more invariants", "vars": [],
+                               "state": None})
         return Findings(never_fire, never_fail, saturating, n_valid - len(reach))
 
 
@@ -636,6 +639,20 @@ def _check_size(cm: CompiledMachine, full: Space) -> None:
         raise BuildError(f"{cm.spec.name!r} needs {need / 2**30:.1f} GiB of step tables "
                          f"({n:,} states x {e} events) but this machine has "
                          f"{ram / 2**30:.1f} GiB of memory")
+
+
+def _saturation(cm: CompiledMachine, e: CompiledEvent, witness: int) -> dict[str, Any]:
+    """Which int assignment of ``e`` saturates, and a reachable state where it does."""
+    state = full_to_state(cm, witness)
+    spec_vars = cm.m.by_name
+    try:
+        values = e.source.apply.evaluate(spec_vars, state)
+    except Exception:  # pragma: no cover - the engine already evaluated it there
+        values = {}
+    out = {n: v for n, v in values.items()
+           if spec_vars[n].kind == "int" and not spec_vars[n].lo <= v <= spec_vars[n].hi}
+    return {"event": e.name, "vars": sorted(out), "state": state,
+            "values": {n: int(v) for n, v in out.items()}}
 
 
 def _explain_error(cm: CompiledMachine, e: CompiledEvent, state: dict[str, Any]) -> str:

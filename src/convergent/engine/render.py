@@ -101,7 +101,10 @@ def render_report(r: Report) -> str:
             out.append(f"  note      invariants never broken by a reachable step: "
                        f"{', '.join(f.never_fail)}")
         if f.saturating:
-            names = [d.get("event") or f"repair of {d.get('repair')}" for d in f.saturating]
+            names = [(f"{d['event']} ({', '.join(f'{k} := {v}' for k, v in d['values'].items())}"
+                      f" at {_state(d['state'])})") if d.get("event") and d.get("values")
+                     else d.get("event") or f"repair of {d.get('repair')}"
+                     for d in f.saturating]
             out.append(f"  note      int assignments that saturate at a bound: {', '.join(names)}")
     if r.delivery is not None:
         out.append("  contract  " + _wrap(r.delivery["contract"], 78, "            "))

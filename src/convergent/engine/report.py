@@ -124,7 +124,7 @@ class CC2Result:
 class Findings:
     never_fire: list[str]
     never_fail: list[str]
-    saturating: list[dict[str, str]]
+    saturating: list[dict[str, Any]]
     unreachable_valid: int | None
 
     def to_dict(self) -> dict[str, Any]:
