@@ -115,7 +115,8 @@ class Machine:
             name=cm.spec.name, version=cm.spec.version, vars=tuple(cm.m.vars),
             events=tuple(e.name for e in cm.events), step=an.step,
             initial_id=an.initial_id, report=an.report, analysis=an,
-            independent=an.extra.get("independent", cm.spec.independent), policy_digest=an.report.policy_digest)
+            independent=an.independent if an.step is not None else cm.spec.independent,
+            policy_digest=an.report.policy_digest)
 
     @classmethod
     def _from_tables(cls, *, name: str, version: int, vars: tuple[Var, ...],

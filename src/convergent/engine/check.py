@@ -62,7 +62,10 @@ class Analysis:
     step: np.ndarray | None            # (E, N) full step tables, or None when WFC fails
     initial_id: int | None
     reach: np.ndarray | None = None    # reachable ids
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the pairs verified to commute (declared ones; in auto mode, every commuting pair)
+    independent: list[tuple[str, str]] = field(default_factory=list)
+    parent: np.ndarray | None = None         # BFS parent of each reachable id
+    parent_event: np.ndarray | None = None   # the event that led there
 
 
 class _Checker:
@@ -206,10 +209,8 @@ class _Checker:
         report = self._report("pass" if ok else "fail",
                               StateCounts(n_total, n_valid, len(reach)), wfc, cc1, cc2,
                               findings, warnings, full_to_state(cm, s0))
-        an = Analysis(report, cm, norm, full, step, s0, reach)
-        an.extra["independent"] = [tuple(p) for p in pairs]
-        an.extra["parent"] = parent
-        an.extra["parent_event"] = pev
+        an = Analysis(report, cm, norm, full, step, s0, reach,
+                      [(a, b) for a, b in pairs], parent, pev)
         return an
 
     def _commutes(self, fact: tuple[int | None, tuple[int, int] | None]) -> bool:
