@@ -153,3 +153,25 @@ def test_a_machine_too_big_to_enumerate_is_a_clear_error(tmp_path: Path) -> None
                     "events:\n  e: {apply: {a: 1}}\n")
     p = cli("check", str(spec))
     assert p.returncode == 2 and "10,000,200,001 states" in p.stderr
+
+
+def test_progress_shows_only_after_a_second(capsys: pytest.CaptureFixture[str]) -> None:
+    from convergent.cli import _Progress
+    from convergent.engine.check import check as engine_check
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_engine import bools_registry
+
+    quick = _Progress(enabled=True)
+    engine_check(bools_registry(15).spec(), progress=quick)
+    quick.close()
+    assert capsys.readouterr().err == ""          # fast builds stay silent
+    slow = _Progress(enabled=True)
+    slow.start -= 5.0                              # as if the build began 5 s ago
+    engine_check(bools_registry(15).spec(), progress=slow)
+    slow.close()
+    err = capsys.readouterr().err
+    assert "tables" in err and "10/10" in err and "pairs" in err and "45/45" in err
+    silent = _Progress(enabled=False)
+    silent.start -= 5.0
+    engine_check(bools_registry(15).spec(), progress=silent)
+    assert capsys.readouterr().err == ""
