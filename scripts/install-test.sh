@@ -15,6 +15,13 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   apt-get install -y -q postgresql >/dev/null 2>&1 \
     || echo "install-test: postgresql could not be installed; PostgreSQL tests will skip" >&2
 fi
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+  # Debian's system Python ships venv/ensurepip separately
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q python3-venv >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q python3-venv >/dev/null 2>&1; } || true
+  fi
+fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 exec .venv/bin/python -m pytest "$@"
