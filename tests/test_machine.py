@@ -197,3 +197,22 @@ def test_wfc_failure_names_the_loop_and_how_to_reach_it() -> None:
     assert report.cc1 is None and report.to_dict()["cc1"]["ok"] is None
     with pytest.raises(ConvergenceError, match="WFC"):
         r.build()
+
+
+def test_long_repair_chains_and_long_cycles() -> None:
+    from convergent.spec.loader import loads_spec
+    from convergent import check
+    text = ("machine: countdown\nvars:\n  n: {int: [0, 3000]}\n  b: bool\n"
+            "invariants:\n  - name: zero_when_b\n    holds: not b or n == 0\n"
+            "    repair: {n: n - 1}\n"
+            "events:\n  set_b: {apply: {b: true}}\n  bump: {apply: {n: n + 7}}\n")
+    rep = check(loads_spec(text, "countdown.yaml"))
+    assert rep.wfc.ok and rep.wfc.max_depth == 3000 and rep.verdict == "pass"
+    # the same chain closing into a loop of 1,001 repairs
+    looping = text.replace("events:", "  - name: never_zero_when_b\n"
+                           "    holds: n != 0 or not b\n    repair: {n: 1000}\nevents:")
+    rep = check(loads_spec(looping, "loop.yaml"))
+    assert not rep.wfc.ok and rep.verdict == "fail"
+    cx = rep.wfc.counterexample
+    assert len(cx.cycle) == 1001
+    assert cx.trace == ["set_b"]

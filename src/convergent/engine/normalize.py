@@ -85,6 +85,7 @@ class Normalizer:
         cur = active.copy()
         steps = 0
         self.wfc_failure: WfcFailure | None = None
+        cycle_checked = False
         while len(active):
             steps += 1
             cur = rho[cur]
@@ -92,8 +93,12 @@ class Normalizer:
             depth[active[~still]] = steps
             nf[active[~still]] = cur[~still]
             active, cur = active[still], cur[still]
-            if steps >= 64 and len(active) and self._has_cycle(active):
-                break
+            if steps >= 64 and len(active) and not cycle_checked:
+                # long chains: decide once whether a cycle exists (pointer
+                # doubling); without one, every chain ends within n steps
+                cycle_checked = True
+                if self._has_cycle(active):
+                    break
             if steps > n:  # pragma: no cover - _has_cycle catches it first
                 break
         self.cycling = np.zeros(n, dtype=bool)
