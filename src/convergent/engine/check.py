@@ -119,10 +119,19 @@ class _Checker:
         return got
 
     def space_of(self, *vars_sets: Any) -> Space:
+        """The space of these vars and the invariants' (one object per var set,
+        so that projections and digits computed on it are reused)."""
         vs: set[int] = set(self.norm.space.vars)
         for s in vars_sets:
             vs |= set(s)
-        return Space(self.cm.radices, vs)
+        key = tuple(sorted(vs))
+        if len(key) == len(self.cm.radices):
+            return self.full
+        cache = self.__dict__.setdefault("_spaces", {})
+        got = cache.get(key)
+        if got is None:
+            got = cache[key] = Space(self.cm.radices, key)
+        return got
 
     def valid_on(self, space: Space) -> np.ndarray:
         return self.norm.valid[space.project(self.norm.space)]
@@ -579,6 +588,8 @@ class _Checker:
         never_fire = []
         saturating: list[dict[str, Any]] = []
         raw_d: list[np.ndarray] = []
+        dsp = norm.space
+        reach_d = full.project(dsp, reach).astype(np.int64)
         for e in cm.events:
             p = full.project(e.space, reach)
             fires = e.fires[p]
@@ -591,8 +602,7 @@ class _Checker:
                     saturating.append(_saturation(cm, e, int(reach[np.flatnonzero(hit)[0]])))
             raw = e.new[p].astype(np.int64)
             # the raw successor's projection on D: change only the written vars
-            dsp = norm.space
-            base = full.project(dsp, reach).astype(np.int64)
+            base = reach_d.copy()
             for w in e.writes:
                 if w in dsp.stride:
                     old = e.space.digits_of(p, w)

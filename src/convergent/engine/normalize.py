@@ -147,8 +147,18 @@ class Normalizer:
     # lifting -------------------------------------------------------------
 
     def nf_delta(self, target: Space) -> np.ndarray:
-        """Deltas, in ``target`` ids, indexed by our local id."""
-        return self.space.restride(self.nf, target)
+        """Deltas, in ``target`` ids, indexed by our local id (cached per target)."""
+        return self._delta("nf", self.nf, target)
 
     def rho_delta(self, target: Space) -> np.ndarray:
-        return self.space.restride(self.rho, target)
+        return self._delta("rho", self.rho, target)
+
+    def _delta(self, kind: str, table: np.ndarray, target: Space) -> np.ndarray:
+        cache = self.__dict__.setdefault("_deltas", {})
+        key = (kind, target.vars, target.all_radices)
+        got = cache.get(key)
+        if got is None:
+            got = self.space.restride(table, target)
+            got.setflags(write=False)
+            cache[key] = got
+        return got

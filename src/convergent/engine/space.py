@@ -69,10 +69,16 @@ class Space:
         """For ids of this space (all of them by default), the id in ``target``
         of the same assignment to ``target``'s vars, which must be ours too."""
         if ids is None:
-            out = np.zeros(self.size, dtype=target.dtype)
-            for v in target.vars:
-                out += self.digits(v).astype(target.dtype) * target.dtype.type(target.stride[v])
-            return out
+            cache = self.__dict__.setdefault("_proj", {})
+            got = cache.get(target.vars)
+            if got is None:
+                got = np.zeros(self.size, dtype=target.dtype)
+                for v in target.vars:
+                    got += self.digits(v).astype(target.dtype) * target.dtype.type(
+                        target.stride[v])
+                got.setflags(write=False)
+                cache[target.vars] = got
+            return got
         out = np.zeros(len(ids), dtype=np.int64)
         for v in target.vars:
             out += self.digits_of(ids, v) * target.stride[v]
