@@ -56,6 +56,15 @@ def bools_registry(n: int) -> Registry:
     return r
 
 
+def dense_registry(n: int) -> Registry:
+    """The bools family plus one invariant that reads every var: the
+    invariants' sub-space is then the whole space (the engine's slow path)."""
+    r = bools_registry(n)
+    r.invariant("not_all_set", holds=lambda s: not all(s[f"b{i}"] for i in range(n)),
+                repair=lambda s: s.set(f"b{n - 1}", False))
+    return r
+
+
 def bools_yaml(n: int) -> str:
     lines = [f"machine: bools{n}", "vars:"]
     lines += [f"  b{i}: bool" for i in range(n)]
@@ -84,12 +93,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_python(n: int, runs: int) -> None:
+def run_python(n: int, runs: int, dense: bool = False) -> None:
     totals: list[float] = []
     phases: dict[str, list[float]] = {}
     an = None
     for _ in range(runs):
-        r = bools_registry(n)   # a fresh registry: nothing cached between runs
+        # a fresh registry: nothing cached between runs
+        r = dense_registry(n) if dense else bools_registry(n)
         an = None
         gc.collect()
         t = time.perf_counter()
@@ -103,7 +113,8 @@ def run_python(n: int, runs: int) -> None:
     assert an is not None
     rep = an.report
     table_mib = an.step.nbytes / 2**20 if an.step is not None else 0.0
-    print(f"python-api n={n} states={rep.states.total:,} reachable={rep.states.reachable} "
+    label = "dense     " if dense else "python-api"
+    print(f"{label} n={n} states={rep.states.total:,} reachable={rep.states.reachable} "
           f"verdict={rep.verdict}")
     print("  median s: " + ", ".join(f"{k}={statistics.median(v):.4f}"
                                      for k, v in phases.items()))
@@ -162,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--apply", action="store_true", help="also time apply / apply_many")
     p.add_argument("--no-yaml", action="store_true")
+    p.add_argument("--dense", action="store_true",
+                   help="also the family with an invariant that reads every var")
     args = p.parse_args(argv)
     print(f"# python {sys.version.split()[0]}, numpy {np.__version__}")
     for n in args.n:
         run_python(n, args.runs)
+        if args.dense:
+            run_python(n, args.runs, dense=True)
         if not args.no_yaml:
             run_yaml(n, args.runs)
     if args.apply:

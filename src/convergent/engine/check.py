@@ -47,7 +47,6 @@ Progress = Callable[[str, int, int], None]
 class _EventOnSpace:
     space: Space
     step: np.ndarray       # local id -> local id of nf(raw_e(s)), for every local s
-    raw: np.ndarray
 
 
 @dataclass
@@ -114,7 +113,8 @@ class _Checker:
         if got is None:
             delta = e.space.restride(e.new, space)
             raw = (space.ids.astype(np.int64) + delta[space.project(e.space)]).astype(space.dtype)
-            got = _EventOnSpace(space, self.nf_on(space)[raw], raw)
+            got = _EventOnSpace(space, self.nf_on(space)[raw])
+            del raw
             self._ev_cache[key] = got
         return got
 
@@ -363,6 +363,7 @@ class _Checker:
             loc = self.event_on(e, sp)
             if sp.size == full.size:
                 step[e.index] = loc.step
+                loc.step = step[e.index]  # keep one copy: the table row
                 self.tick("tables", e.index + 1, E)
                 continue
             delta = sp.restride(loc.step, full)
