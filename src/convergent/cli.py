@@ -44,12 +44,15 @@ EXPLAIN = {
 }
 
 
-# Modules of the outer layers that add subcommands with ``register(subparsers)``.
-EXTENSIONS = (
-    "convergent.export.cli",
-    "convergent.runtime.cli",
-    "convergent.consensus.cli",
-)
+# Modules of the outer layers that add subcommands with ``register(subparsers)``,
+# by the commands they add: only the one a command line needs is imported, so
+# `convergent check` does not pay for importing the runtime or consensus layers.
+EXTENSIONS = {
+    "export": "convergent.export.cli",
+    "replica": "convergent.runtime.cli",
+    "emit": "convergent.runtime.cli",
+    "consensus": "convergent.consensus.cli",
+}
 
 
 def _load_target(target: str) -> Any:
@@ -179,7 +182,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convergent",
         description="Prove that replicated state machines converge, then run them.")
@@ -204,13 +207,20 @@ def _parser() -> argparse.ArgumentParser:
                        description="Explain a check code. Example: convergent explain CC1")
     e.add_argument("code")
     e.set_defaults(func=cmd_explain)
-    _extend(sub)
+    _extend(sub, argv)
     return p
 
 
-def _extend(sub: Any) -> None:
-    """Subcommands of the outer layers, registered only when importable."""
-    for modname in EXTENSIONS:
+def _extend(sub: Any, argv: Sequence[str] | None) -> None:
+    """Subcommands of the outer layers: the one named on the command line, or
+    all of them when no known command is named (help, errors)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in ("check", "explain"):
+        return
+    wanted = ([EXTENSIONS[command]] if command in EXTENSIONS
+              else list(dict.fromkeys(EXTENSIONS.values())))
+    for modname in wanted:
         try:
             mod = importlib.import_module(modname)
         except ImportError as exc:
@@ -219,7 +229,7 @@ def _extend(sub: Any) -> None:
             if exc.name and (modname == exc.name or modname.startswith(exc.name + ".")):
                 continue  # the layer is not installed
             raise
-        register: Callable[[Any], None] = mod.register
+        register: Callable[[Any], None] = getattr(mod, "register")
         register(sub)
 
 
@@ -229,7 +239,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = _parser(argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         if not getattr(args, "pass_through", False):
