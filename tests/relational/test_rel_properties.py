@@ -162,3 +162,37 @@ def test_fast_path_agrees_with_observed_path(scenario: Any) -> None:
                 assert fast.queue_tick == full.queue_tick
 
     run(main())
+
+
+SHARED_RULES = ("_plan", "_settle_auto", "_apply", "_conclude", "_outcome")
+
+
+def test_both_paths_run_the_shared_rules(monkeypatch: Any) -> None:
+    """The fast and the observed path differ only by what they run around one
+    set of transition rules (``_transition.TransitionMixin``): each path calls
+    every rule, and each machine takes only its own path."""
+    calls: dict[str, set[str]] = {}
+
+    def spy(name: str) -> Any:
+        original = getattr(Machine, name)
+
+        def wrapper(self: Machine, *args: Any, **kwargs: Any) -> Any:
+            calls.setdefault(self.id, set()).add(name)
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    for name in (*SHARED_RULES, "_fast_transition", "_transition"):
+        monkeypatch.setattr(Machine, name, spy(name))
+    schema = Schema.of(A=State(), B=State(auto=True, require=("A",)))
+
+    async def main() -> None:
+        async with Machine(schema, id="fast") as fast, \
+                Machine(schema, id="full", tracers=[_Observer()]) as full:
+            for mach in (fast, full):
+                assert (await mach.add("A")).executed
+                assert mach.is_active("B")
+                assert (await mach.remove("A")).executed
+
+    run(main())
+    assert calls["fast"] == {*SHARED_RULES, "_fast_transition"}
+    assert calls["full"] == {*SHARED_RULES, "_transition"}

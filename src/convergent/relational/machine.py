@@ -11,6 +11,12 @@ another task is inside an async handler) it returns ``queued`` with the queue
 tick to wait on. ``add_nowait`` and friends only enqueue and let the loop run
 the queue soon after, for use in synchronous handlers and callbacks.
 
+The machine is assembled from parts with one job each: ``_queue`` (enqueueing
+and running mutations), ``_transition`` (the transition rules, and the fast and
+observed paths that both run them), ``_phases`` (negotiation and final
+handlers), on the fields declared in ``_base``; this module holds the public API, waiting, tasks, tracers,
+breakpoints, snapshots and logs.
+
 One transition runs at a time, in this order (the reference's):
 
 1. relations resolve the target states (``_resolver``); a called state that is
@@ -33,30 +39,28 @@ handler does stops the loop.
 from __future__ import annotations
 
 import asyncio
-import enum
-import inspect
 import itertools
 import logging
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import _resolver as R
 from ._format import format_active, format_all, format_inspect
-from ._handlers import Bound, HandlerTable, bind_handlers
+from ._handlers import HandlerTable, bind_handlers
+from ._phases import PhasesMixin
+from ._queue import QueueMixin
+from ._transition import TransitionMixin
 from ._waiters import ALL_ACTIVE, ALL_INACTIVE, MIN_TIME, Waiters
-from .errors import HandlerTimeoutError, LifecycleError, SnapshotError, UnknownStateError
+from .errors import LifecycleError, SnapshotError, UnknownStateError
 from .model import (
     CANCELED,
-    EMPTY_ARGS,
-    EXECUTED,
-    Event,
+    LogLevel,
+    MachineState,
     Mutation,
     MutationType,
-    Outcome,
     Result,
     Snapshot,
     Transition,
@@ -69,26 +73,7 @@ __all__ = ["LogLevel", "Machine", "MachineState"]
 T = TypeVar("T")
 ADD, REMOVE, SET = R.ADD, R.REMOVE, R.SET
 _logger = logging.getLogger("convergent.relational")
-_CACHE_LIMIT = 4096
 RESTORED = "MachineRestored"
-
-
-class MachineState(enum.Enum):
-    """Where a machine is in its life (httpx's ``ClientState``, for machines)."""
-
-    NEW = "new"
-    RUNNING = "running"
-    CLOSED = "closed"
-
-
-class LogLevel(enum.IntEnum):
-    """The reference's log levels; messages use its formats (``[state] +Foo``)."""
-
-    NOTHING = 0
-    CHANGES = 1
-    OPS = 2
-    DECISIONS = 3
-    EVERYTHING = 4
 
 
 @dataclass(frozen=True)
@@ -103,7 +88,7 @@ def _default_logger(level: int, message: str) -> None:
     _logger.debug(message)
 
 
-class Machine:
+class Machine(QueueMixin, TransitionMixin, PhasesMixin):
     """An asyncio state machine whose states are related by a ``Schema``.
 
     Args:
@@ -416,483 +401,6 @@ class Machine:
         merged = dict(args or {})
         merged["err"] = err
         return ADD, (*states, EXCEPTION), merged
-
-    async def _mutate(self, kind: int, states: Sequence[str],
-                      args: Mapping[str, Any] | None) -> Result:
-        mut = self._enqueue(kind, states, args)
-        if mut is None:
-            return CANCELED
-        if self._processing:
-            if self.log_level >= LogLevel.OPS:
-                self._log(LogLevel.OPS, f"[postpone] queue running ({len(self._queue)} "
-                                        f"item{'s' if len(self._queue) != 1 else ''})")
-            return Result(Outcome.QUEUED, mut.queue_tick)
-        if self._observed():
-            await self._process()
-        else:
-            self._drain()
-        return mut.result or CANCELED
-
-    def _mutate_nowait(self, kind: int, states: Sequence[str],
-                       args: Mapping[str, Any] | None) -> Result:
-        mut = self._enqueue(kind, states, args)
-        if mut is None:
-            return CANCELED
-        if not self._processing:
-            self._schedule()
-        return Result(Outcome.QUEUED, mut.queue_tick)
-
-    def _enqueue(self, kind: int, states: Sequence[str],
-                 args: Mapping[str, Any] | None) -> Mutation | None:
-        self._require_running()
-        called = self._parse(states)
-        queue = self._queue
-        exc = self._exception
-        # a full queue refuses everything but an Exception, while not in Exception
-        if len(queue) >= self.queue_limit and (exc not in called or self._clock[exc] & 1):
-            if self.log_level >= LogLevel.OPS:
-                self._log(LogLevel.OPS, f"[queue:full] {self._desc(kind, called)}")
-            return None
-        if queue and not args:
-            multi = self._c.multi
-            if not any(multi[s] for s in called):
-                wanted = set(called)
-                for queued in queue:
-                    if (queued.queue_tick and queued.kind == kind and not queued.args
-                            and len(queued.called) == len(called)
-                            and wanted.issuperset(queued.called)):
-                        if self.log_level >= LogLevel.OPS:
-                            self._log(LogLevel.OPS, "[queue:skipped] Duplicate detected for "
-                                                    f"{self._desc(kind, called)}")
-                        return queued
-        frozen = MappingProxyType(dict(args)) if args else EMPTY_ARGS
-        self._pending_ticks += 1
-        mut = Mutation(kind, called, frozen, queue_tick=self._pending_ticks + self._queue_tick)
-        queue.append(mut)
-        if self._processing and self.log_level >= LogLevel.OPS:
-            self._log(LogLevel.OPS, f"[queue:{MutationType(kind)}] "
-                                    + " ".join(self._names[s] for s in called))
-        if self._hooks["mutation_queued"]:
-            self._trace("mutation_queued", self, mut)
-        if self._breakpoints:
-            self._check_breakpoints(mut)
-        return mut
-
-    def _prepend(self, mut: Mutation) -> None:
-        self._queue.appendleft(mut)
-        if self._hooks["mutation_queued"]:
-            self._trace("mutation_queued", self, mut)
-
-    def _schedule(self) -> None:
-        runner = self._runner
-        if runner is None or runner.done():
-            assert self._loop is not None
-            self._runner = self._loop.create_task(self._run_soon(), name=f"{self.id}-queue")
-
-    async def _run_soon(self) -> None:
-        if self._observed():
-            await self._process()
-        elif not self._processing:
-            self._drain()
-
-    # ------------------------------------------------------------------ queue
-
-    async def _process(self) -> None:
-        if self._processing:
-            return
-        self._processing = True
-        queue = self._queue
-        waiters = self._waiters
-        try:
-            while queue and self._life is MachineState.RUNNING:
-                mut = queue.popleft()
-                if mut.queue_tick:
-                    self._pending_ticks -= 1
-                    self._queue_tick += 1
-                mut.result = await self._transition(mut)
-                if waiters._queue:
-                    waiters.on_queue_tick(self._queue_tick)
-        finally:
-            self._processing = False
-            self._tx = None
-            if queue and self._life is MachineState.RUNNING:
-                # interrupted (a cancelled caller): keep the queue going
-                self._schedule()
-        if self._hooks["queue_end"]:
-            self._trace("queue_end", self)
-        waiters.on_queue_end()
-
-    def _observed(self) -> bool:
-        """Whether anything can see a transition from the inside (handlers,
-        tracers, logs, ``when_args``); if not, the synchronous path runs."""
-        return (not self._handlers.empty or bool(self._tracers) or self.log_level > 0
-                or self._waiters.args_count > 0)
-
-    def _drain(self) -> None:
-        """Run the queue synchronously: the same rules as ``_transition`` with
-        no handler, tracer or log to call (tests hold both paths equal)."""
-        self._processing = True
-        queue = self._queue
-        waiters = self._waiters
-        try:
-            while queue and self._life is MachineState.RUNNING:
-                mut = queue.popleft()
-                if mut.queue_tick:
-                    self._pending_ticks -= 1
-                    self._queue_tick += 1
-                mut.result = self._fast_transition(mut)
-                if waiters._queue:
-                    waiters.on_queue_tick(self._queue_tick)
-        finally:
-            self._processing = False
-        waiters.on_queue_end()
-
-    def _fast_transition(self, mut: Mutation) -> Result:
-        kind = mut.kind
-        called = mut.called
-        is_auto = mut.is_auto
-        before = self._active
-        next(self._tx_ids)
-        targets = self._resolve(kind, called, before, is_auto)
-        if kind == REMOVE:
-            pass
-        elif len(called) == 1 and not is_auto:
-            if called[0] not in targets:
-                return CANCELED
-        elif not R.accepted(kind, called, targets, is_auto):
-            return CANCELED
-        elif is_auto:
-            tset = set(targets)
-            if any(s not in tset for s in called):
-                targets = self._resolve(ADD, [s for s in called if s in tset], before, True)
-        changed = self._apply(targets, before, called)
-        if not changed:
-            return CANCELED if is_auto else EXECUTED
-        c = self._c
-        if self._bound_tasks:
-            self._cancel_bound(changed)
-        if not is_auto and c.auto_states and self._life is MachineState.RUNNING:
-            candidates = R.auto_candidates(c, targets)
-            if candidates:
-                self._prepend(Mutation(ADD, candidates, EMPTY_ARGS, is_auto=True))
-        if self._waiters.count:
-            self._waiters.on_ticks(changed)
-        if kind == REMOVE:
-            clock = self._clock
-            return CANCELED if any(clock[s] & 1 for s in called) else EXECUTED
-        if is_auto:
-            return EXECUTED if len(targets) > len(before) else CANCELED
-        return EXECUTED
-
-    def _resolve(self, kind: int, called: list[int], before: list[int],
-                 is_auto: bool = False) -> list[int]:
-        if self.log_level >= LogLevel.OPS:
-            trace: list[str] = []
-            targets = R.resolve(self._c, kind, called, before, trace)
-            for line in trace:
-                self._log(LogLevel.DECISIONS if is_auto else LogLevel.OPS, line)
-            return targets
-        key = (kind, tuple(called), tuple(before))
-        cache = self._cache
-        hit = cache.get(key)
-        if hit is None:
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            hit = cache[key] = R.resolve(self._c, kind, called, before)
-        return hit
-
-    def _setup_exit_enter(self, tx: Transition) -> None:
-        targets = tx.targets
-        before = tx.before
-        tset = set(targets)
-        exits = [s for s in before if s not in tset]
-        tx.exits = R.sort_states(self._c, exits) if len(exits) > 1 else exits
-        if before:
-            bset = set(before)
-            multi = self._c.multi
-            called = tx.mutation.called
-            tx.enters = [s for s in targets if s not in bset or (multi[s] and s in called)]
-        else:
-            tx.enters = targets
-
-    async def _transition(self, mut: Mutation) -> Result:
-        c = self._c
-        kind = mut.kind
-        called = mut.called
-        is_auto = mut.is_auto
-        before = self._active
-        clock = self._clock
-        log = self.log_level
-        tx = Transition(next(self._tx_ids), self, mut, before, tuple(clock), self._names)
-        self._tx = tx
-        if log >= LogLevel.OPS:
-            self._log(LogLevel.DECISIONS if is_auto else LogLevel.OPS,
-                      f"[{MutationType(kind)}{':auto' if is_auto else ''}] "
-                      + " ".join(self._names[s] for s in called))
-        targets = tx.targets = self._resolve(kind, called, before, is_auto)
-        if kind == REMOVE:
-            ok = True
-        elif len(called) == 1 and not is_auto:
-            ok = called[0] in targets
-        else:
-            ok = R.accepted(kind, called, targets, is_auto)
-        handlers = self._handlers
-        # enters and exits drive handlers; without handlers or tracers no one reads them
-        detailed = not handlers.empty or bool(self._tracers) or self._waiters.args_count > 0
-        if ok:
-            if detailed:
-                self._setup_exit_enter(tx)
-            if log >= LogLevel.OPS:
-                implied = [s for s in targets if s not in called and s not in before]
-                if implied:
-                    self._log(LogLevel.OPS, "[implied] " + self._n(implied))
-        elif log >= LogLevel.OPS:
-            tset = set(targets)
-            self._log(LogLevel.OPS, "[cancel:reject] "
-                      + self._n([s for s in called if s not in tset]))
-        hooks = self._hooks
-        if hooks["transition_start"]:
-            self._trace("transition_start", tx)
-
-        if ok and not handlers.empty:
-            ok = await self._negotiate(tx)
-        if ok and is_auto:
-            tset = set(tx.targets)
-            if any(s not in tset for s in called):
-                # partly refused: resolve again without the refused auto states
-                clean = [s for s in called if s in tset]
-                tx.targets = self._resolve(ADD, clean, before, True)
-                if detailed:
-                    self._setup_exit_enter(tx)
-
-        changed: list[int] = []
-        if ok:
-            changed = self._apply(tx.targets, before, called)
-            tx.time_after = tuple(clock)
-            if self._bound_tasks and changed:
-                # before final handlers, so tasks they fork for the new ticks live
-                self._cancel_bound(changed)
-            if log >= LogLevel.CHANGES and changed:
-                self._log_change(tx, changed)
-            if detailed:
-                finals_ok = await self._finals(tx)
-                if not finals_ok:
-                    ok = False
-                    changed = [s for s in range(len(clock)) if clock[s] != tx.time_before[s]]
-                    tx.time_after = tuple(clock)
-                elif handlers.any_state:
-                    ok = await self._run_handlers(tx, handlers.any_state, True) is True
-        tx.accepted = ok
-        tx.completed = True
-
-        if (ok and changed and not is_auto and c.auto_states
-                and self._life is MachineState.RUNNING):
-            candidates = R.auto_candidates(c, self._active)
-            if candidates:
-                if log >= LogLevel.OPS:
-                    self._log(LogLevel.OPS, "[auto] " + self._n(candidates))
-                self._prepend(Mutation(ADD, candidates, EMPTY_ARGS, is_auto=True))
-
-        if changed and self._waiters.count:
-            self._waiters.on_ticks(changed)
-        if hooks["transition_end"]:
-            self._trace("transition_end", tx)
-
-        if not ok:
-            return CANCELED
-        if kind == REMOVE:
-            return CANCELED if any(clock[s] & 1 for s in called) else EXECUTED
-        if is_auto:
-            return EXECUTED if len(self._active) > len(before) else CANCELED
-        return EXECUTED
-
-    def _apply(self, targets: list[int], before: list[int], called: list[int]) -> list[int]:
-        """Move the clocks to ``targets``; returns the states whose tick moved."""
-        clock = self._clock
-        changed: list[int] = []
-        if before:
-            bset = set(before)
-            multi = self._c.multi
-            for s in targets:
-                if s not in bset:
-                    clock[s] += 1
-                    changed.append(s)
-                elif multi[s] and s in called:
-                    clock[s] += 2
-                    changed.append(s)
-            if len(targets) - len(changed) != len(before):
-                tset = set(targets)
-                for s in before:
-                    if s not in tset:
-                        clock[s] += 1
-                        changed.append(s)
-        else:
-            for s in targets:
-                clock[s] += 1
-            changed = list(targets)
-        self._active = targets
-        return changed
-
-    # ------------------------------------------------------------------ handlers
-
-    async def _negotiate(self, tx: Transition) -> bool:
-        """Exit, enter, self, pair and any_enter handlers; False cancels.
-
-        In an auto transition a refusal of an auto state drops only that state
-        (the reference's partial acceptance); a handler error always cancels.
-        """
-        h = self._handlers
-        auto_tx = tx.mutation.is_auto
-        auto = self._c.auto
-        run = self._run_handlers
-        for s in tx.exits:
-            if h.exit[s] and await run(tx, h.exit[s], False) is not True:
-                return False
-        for s in tx.enters:
-            if h.enter[s]:
-                verdict = await run(tx, h.enter[s], False)
-                if verdict is not True:
-                    if verdict is False and auto_tx and auto[s]:
-                        tx.targets = [t for t in tx.targets if t != s]
-                        continue
-                    return False
-        if tx.mutation.kind != REMOVE:
-            clock = self._clock
-            for s in list(tx.targets):
-                if h.self_[s] and clock[s] & 1:
-                    verdict = await run(tx, h.self_[s], False)
-                    if verdict is not True:
-                        if verdict is False and auto_tx and auto[s]:
-                            tx.targets = [t for t in tx.targets if t != s]
-                            continue
-                        return False
-        if h.pairs:
-            after = list(tx.targets)
-            for b in tx.before:
-                for a in after:
-                    pair = h.pairs.get((b, a)) if a != b else None
-                    if not pair:
-                        continue
-                    verdict = await run(tx, pair, False)
-                    if verdict is not True:
-                        if verdict is False and auto_tx and auto[a]:
-                            tx.targets = [t for t in tx.targets if t != a]
-                            continue
-                        return False
-        if auto_tx and not tx.targets:
-            return False
-        if h.any_enter:
-            return await run(tx, h.any_enter, False) is True
-        return True
-
-    async def _finals(self, tx: Transition) -> bool:
-        """End handlers of exited states, then state handlers of entered ones.
-
-        When one fails (or the caller is cancelled meanwhile), the states whose
-        final handlers did not run are reverted.
-        """
-        h = self._handlers
-        exits, enters = tx.exits, tx.enters
-        waiters = self._waiters
-        args = tx.mutation.args
-        pos = 0
-        try:
-            for pos, s in enumerate(exits):
-                if h.end[s] and await self._run_handlers(tx, h.end[s], True) is not True:
-                    self._revert_finals(tx, exits[pos:], enters)
-                    return False
-            pos = len(exits)
-            for i, s in enumerate(enters):
-                pos = len(exits) + i
-                if h.state[s] and await self._run_handlers(tx, h.state[s], True) is not True:
-                    self._revert_finals(tx, [], enters[i:])
-                    return False
-                if waiters.args_count:
-                    waiters.on_enter(s, args)
-        except asyncio.CancelledError:
-            n = len(exits)
-            self._revert_finals(tx, exits[pos:] if pos < n else [],
-                                enters if pos < n else enters[pos - n:])
-            raise
-        return True
-
-    def _revert_finals(self, tx: Transition, exits: list[int], enters: list[int]) -> None:
-        """States whose final handlers did not run go back to where they were."""
-        bset = set(tx.before)
-        drop = {s for s in enters if s not in bset}
-        active = [s for s in self._active if s not in drop] + [s for s in exits]
-        clock = self._clock
-        for s in drop:
-            clock[s] += 1
-        for s in exits:
-            clock[s] += 1
-        self._active = active
-        if self._bound_tasks:
-            self._cancel_bound([*drop, *exits])
-        if self.log_level >= LogLevel.OPS:
-            self._log(LogLevel.OPS, f"[recover] partial final states as ({self._n(active)})")
-
-    async def _run_handlers(self, tx: Transition, group: tuple[Bound, ...],
-                            final: bool) -> bool | None:
-        """Run the callables bound to one handler name.
-
-        Returns True to go on, False when a negotiation handler refused, None
-        when a handler raised or timed out (the error is already delivered).
-        """
-        hooks = self._hooks
-        for bound in group:
-            if self.log_level >= LogLevel.OPS:
-                self._log(LogLevel.OPS, f"[handler] {bound.name}")
-            if hooks["handler_start"]:
-                self._trace("handler_start", tx, bound.name)
-            error: BaseException | None = None
-            out: Any = None
-            try:
-                out = bound.fn(Event(bound.name, self, tx))
-                if bound.is_async or inspect.isawaitable(out):
-                    timeout = asyncio.timeout(self.handler_timeout)
-                    try:
-                        async with timeout:
-                            out = await out
-                    except TimeoutError:
-                        if not timeout.expired():
-                            raise
-                        error = HandlerTimeoutError(bound.name, self.handler_timeout)
-            except asyncio.CancelledError:
-                if hooks["handler_end"]:
-                    self._trace("handler_end", tx, bound.name)
-                raise
-            except Exception as exc:
-                error = exc
-            if hooks["handler_end"]:
-                self._trace("handler_end", tx, bound.name)
-            if error is not None:
-                self._handler_failed(tx, bound.name, error)
-                return None
-            if out is False and not final:
-                if self.log_level >= LogLevel.OPS:
-                    self._log(LogLevel.OPS, f"[cancel] ({self._n(tx.targets)}) by {bound.name}")
-                return False
-        return True
-
-    def _handler_failed(self, tx: Transition, name: str, error: BaseException) -> None:
-        self._err = error
-        mut = tx.mutation
-        _logger.warning("machine %s: handler %s failed on %s: %r", self.id, name,
-                        mut.describe(self._names), error, exc_info=error)
-        if self.log_level >= LogLevel.OPS:
-            self._log(LogLevel.OPS, f"[error:{MutationType(mut.kind)}] "
-                                    f"{self._n(mut.called)} ({name}: {error!r})")
-            self._log(LogLevel.OPS, f"[cancel] ({self._n(tx.targets)}) by recover")
-        if self._exception in mut.called:
-            # an error while handling an error: record it, never loop
-            _logger.error("machine %s: %s raised while handling an error: %r",
-                          self.id, name, error)
-            return
-        args = MappingProxyType({"err": error, "handler": name,
-                                 "called": tx.called_states,
-                                 "states_before": tx.states_before})
-        self._prepend(Mutation(ADD, [self._exception], args))
 
     # ------------------------------------------------------------------ waiting
 

@@ -17,10 +17,28 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
-__all__ = ["CANCELED", "EXECUTED", "Event", "Mutation", "MutationType", "Outcome", "Result",
-           "Snapshot", "Transition"]
+__all__ = ["CANCELED", "EXECUTED", "Event", "LogLevel", "MachineState", "Mutation", "MutationType",
+           "Outcome", "Result", "Snapshot", "Transition"]
 
 EMPTY_ARGS: Mapping[str, Any] = MappingProxyType({})
+
+
+class MachineState(enum.Enum):
+    """Where a machine is in its life (httpx's ``ClientState``, for machines)."""
+
+    NEW = "new"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class LogLevel(enum.IntEnum):
+    """The reference's log levels; messages use its formats (``[state] +Foo``)."""
+
+    NOTHING = 0
+    CHANGES = 1
+    OPS = 2
+    DECISIONS = 3
+    EVERYTHING = 4
 
 
 class MutationType(enum.IntEnum):
