@@ -53,6 +53,8 @@ class Problem:
     column: int | None = None
 
     def __str__(self) -> str:
+        if self.file is None and self.line is None:
+            return self.message  # declared in Python: the traceback says where
         where = self.file or "<spec>"
         if self.line is not None:
             where += f":{self.line}"
