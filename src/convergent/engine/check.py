@@ -23,7 +23,9 @@ from ..errors import BuildError
 from ..spec.model import MachineSpec
 from .compile import CompiledEvent, CompiledMachine, compile_machine
 from .decode import describe_state, full_to_state, local_to_state
+from .delivery import commutes, delivery
 from .digest import policy_digest
+from .findings import compute_findings
 from .normalize import Normalizer
 from .report import (
     CC1Counterexample,
@@ -200,17 +202,17 @@ class _Checker:
             declared = [] if self.spec.independent_all else pairs
             commuting = [(a.name, b.name) for i, a in enumerate(self.cm.events)
                          for b in self.cm.events[i + 1:]
-                         if self._commutes(facts[frozenset((a.name, b.name))])]
+                         if commutes(self, facts[frozenset((a.name, b.name))])]
             dset = {frozenset(p) for p in declared}
             pairs = list(declared) + [p for p in commuting if frozenset(p) not in dset]
         self.checked_pairs = pairs
         cc1 = self._cc1(step, parent, pev, facts, pairs)
         self.lap("cc1")
-        self.delivery = self._delivery(facts, reach, pairs)
+        self.delivery = delivery(self, facts, reach, pairs)
         self.lap("delivery")
         cc2 = self._cc2()
         self.lap("cc2")
-        findings = self._findings(reach, n_valid)
+        findings = compute_findings(self, reach, n_valid)
         self.lap("findings")
         ok = cc1.ok
         if self.strict:
@@ -221,62 +223,6 @@ class _Checker:
         an = Analysis(report, cm, norm, full, step, s0, reach,
                       [(a, b) for a, b in pairs], parent, pev)
         return an
-
-    def _commutes(self, fact: tuple[int | None, tuple[int, int] | None]) -> bool:
-        fmin, rbest = fact
-        return rbest is None if self.scope == "reachable" else fmin is None
-
-    def _delivery(self, facts: dict[frozenset[str], tuple[int | None, tuple[int, int] | None]],
-                  reach: np.ndarray, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-        cm = self.cm
-        idem = self._idempotence(reach)
-        not_idem = []
-        for name, (fa, fr) in idem.items():
-            wit = fr if self.scope == "reachable" else fa
-            if wit is not None:
-                not_idem.append({"event": name, "state": full_to_state(cm, wit)})
-        declared = {frozenset(p) for p in pairs}
-        order = []
-        obligations: list[list[str]] = []
-        errors: list[list[str]] = []
-        for i, a in enumerate(cm.events):
-            for b in cm.events[i + 1:]:
-                key = frozenset((a.name, b.name))
-                ok = self._commutes(facts[key])
-                order.append({"events": [a.name, b.name], "commutes": ok,
-                              "commutes_all_valid": facts[key][0] is None,
-                              "declared": key in declared})
-                if not ok:
-                    (errors if key in declared else obligations).append([a.name, b.name])
-        need_dedup = [d["event"] for d in not_idem]
-        words = [f"Guaranteed: every replica that has applied the same set of events of "
-                 f"{cm.spec.name!r} holds the same valid state"
-                 + (", provided the obligations below are met." if (need_dedup or obligations)
-                    else ".")]
-        if need_dedup:
-            words.append("You must deduplicate these events (apply each at most once): "
-                         + ", ".join(str(n) for n in need_dedup) + ".")
-        else:
-            words.append("Every event is idempotent: at-least-once delivery is safe.")
-        if obligations:
-            words.append("You must deliver in causal order (the issuer of one has seen the "
-                         "other) these pairs, which do not commute: "
-                         + ", ".join(f"{a}/{b}" for a, b in obligations) + ".")
-        if errors:
-            words.append("Declared independent but NOT commuting (the check fails): "
-                         + ", ".join(f"{a}/{b}" for a, b in errors) + ".")
-        words.append("Not covered: events outside this machine, lost events (a replica "
-                     "that never receives an event cannot apply it), and states created "
-                     "other than by events from the initial state"
-                     + (" (use --scope all)." if self.scope == "reachable" else "."))
-        return {"scope": self.scope, "mode": self.independent,
-                "idempotent": {k: (v[1] if self.scope == "reachable" else v[0]) is None
-                               for k, v in idem.items()},
-                "not_idempotent": not_idem, "order": order,
-                "causal_order_required": obligations, "errors": errors,
-                "auto_independent": ([list(p) for p in pairs] if self.independent == "auto"
-                                     else None),
-                "contract": " ".join(words)}
 
     def _wfc_trace(self, init_id: int) -> tuple[list[str], int] | None:
         """When repairs loop: the shortest run of events from the initial state
@@ -511,28 +457,6 @@ class _Checker:
 
     # ------------------------------------------------------------ delivery contract
 
-    def _idempotence(self, reach: np.ndarray) -> dict[str, tuple[int | None, int | None]]:
-        """Per event: a state in scope (and a valid state) where applying it
-        twice differs from once, or None."""
-        out: dict[str, tuple[int | None, int | None]] = {}
-        full = self.full
-        for e in self.cm.events:
-            sp = self.space_of(e.space.vars)
-            st = self.event_on(e, sp).step
-            bad = (st[st] != st) & self.valid_on(sp)
-            if not bad.any():
-                out[e.name] = (None, None)
-                continue
-            fids = sp.embed(np.flatnonzero(bad), full)
-            hit = bad[full.project(sp, reach)]
-            r = None
-            if hit.any():
-                ids = reach[hit]
-                ds = self.reach_depth[ids]
-                r = int(ids[ds == ds.min()].min())
-            out[e.name] = (int(fids.min()), r)
-        return out
-
     def _full_valid(self) -> np.ndarray:
         got = getattr(self, "_fv", None)
         if got is None:
@@ -582,53 +506,6 @@ class _Checker:
                 local_to_state(cm, sp, int(step[rho[s]]))))
         return CC2Result(True, None)
 
-    # ------------------------------------------------------------ findings
-
-    def _findings(self, reach: np.ndarray, n_valid: int) -> Findings:
-        cm, norm, full = self.cm, self.norm, self.full
-        never_fire = []
-        saturating: list[dict[str, Any]] = []
-        raw_d: list[np.ndarray] = []
-        dsp = norm.space
-        reach_d = full.project(dsp, reach).astype(np.int64)
-        for e in cm.events:
-            p = full.project(e.space, reach)
-            fires = e.fires[p]
-            if not fires.any():
-                never_fire.append(e.name)
-                continue
-            if e.sat is not None:
-                hit = e.sat[p] & fires
-                if hit.any():
-                    saturating.append(_saturation(cm, e, int(reach[np.flatnonzero(hit)[0]])))
-            raw = e.new[p].astype(np.int64)
-            # the raw successor's projection on D: change only the written vars
-            base = reach_d.copy()
-            for w in e.writes:
-                if w in dsp.stride:
-                    old = e.space.digits_of(p, w)
-                    new = e.space.digits_of(raw, w)
-                    base += (new - old) * dsp.stride[w]
-            raw_d.append(np.unique(base[fires]))
-        fails: set[int] = set()
-        repair_sat = False
-        if raw_d and cm.invariants:
-            cur = np.unique(np.concatenate(raw_d))
-            seen = np.zeros(norm.space.size, dtype=bool)
-            while len(cur):
-                cur = cur[~seen[cur]]
-                seen[cur] = True
-                cur = cur[~norm.valid[cur]]
-                fails.update(int(i) for i in np.unique(norm.first_fail[cur]))
-                repair_sat = repair_sat or bool(norm.repair_sat[cur].any())
-                cur = np.unique(norm.rho[cur])
-        never_fail = [i.name for i in cm.invariants if i.index not in fails]
-        if repair_sat:
-            saturating.append({"repair": "one or more invariants", "vars": [],
-                               "state": None})
-        return Findings(never_fire, never_fail, saturating, n_valid - len(reach))
-
-
 MAX_STATES = 2**33
 
 
@@ -651,20 +528,6 @@ def _check_size(cm: CompiledMachine, full: Space) -> None:
         raise BuildError(f"{cm.spec.name!r} needs {need / 2**30:.1f} GiB of step tables "
                          f"({n:,} states x {e} events) but this machine has "
                          f"{ram / 2**30:.1f} GiB of memory")
-
-
-def _saturation(cm: CompiledMachine, e: CompiledEvent, witness: int) -> dict[str, Any]:
-    """Which int assignment of ``e`` saturates, and a reachable state where it does."""
-    state = full_to_state(cm, witness)
-    spec_vars = cm.m.by_name
-    try:
-        values = e.source.apply.evaluate(spec_vars, state)
-    except Exception:  # pragma: no cover - the engine already evaluated it there
-        values = {}
-    out = {n: v for n, v in values.items()
-           if spec_vars[n].kind == "int" and not spec_vars[n].lo <= v <= spec_vars[n].hi}
-    return {"event": e.name, "vars": sorted(out), "state": state,
-            "values": {n: int(v) for n, v in out.items()}}
 
 
 def _explain_error(cm: CompiledMachine, e: CompiledEvent, state: dict[str, Any]) -> str:
