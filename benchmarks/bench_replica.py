@@ -29,28 +29,19 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
-from convergent import Registry
 from convergent.machine import Machine
 from convergent.runtime import Envelope, Replica, SQLiteStore, decode_batch, encode_batch
 
 
 def account() -> Machine:
-    r = Registry("account")
-    bal = r.int("balance", 0, 20)
-    frozen = r.bool("frozen")
-    hits = r.int("hits", 0, 3)
-    r.initial(balance=5)
-    r.event("deposit", guard=lambda s: not s[frozen], apply=lambda s: s.set(bal, s[bal] + 1))
-    r.event("withdraw", guard=lambda s: s[bal] > 0 and not s[frozen],
-            apply=lambda s: s.set(bal, s[bal] - 1))
-    r.event("freeze", apply=lambda s: s.set(frozen, True))
-    r.event("unfreeze", apply=lambda s: s.set(frozen, False))
-    r.event("hit", apply=lambda s: s.set(hits, min(3, s[hits] + 1)))
-    for a in ("deposit", "withdraw", "freeze", "unfreeze"):
-        r.independent(a, "hit")
-    return r.build()
+    """The machine the runtime tests replicate (tests/runtime/machines.py):
+    benchmark what the tests prove."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
+    from machines import account_registry
+    return account_registry().build()
 
 
 def row(label: str, value: float, unit: str) -> None:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ..errors import ConvergentError
+from ._tasks import cancel_and_wait
 from .errors import ReplicaError
 from .replica import Replica
 from .transports.nats import NatsTransport
@@ -168,13 +169,7 @@ class ReplicaService:
         if self._closed:
             return
         self._closed = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         try:
             await self.replica.aflush()
             await self.transport.drain(drain_timeout)

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._tasks import cancel_and_wait
 from ..envelope import Envelope, decode_batch, encode_batch
 from ..errors import (
     BackpressureError,
@@ -232,13 +233,7 @@ class NatsTransport(Transport):
         the connection (queued events that were not published stay in the
         store: anti-entropy sends them later)."""
         self._closing = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self.nc is not None and self.connected and self.replica is not None:
             try:
