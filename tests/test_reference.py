@@ -235,18 +235,6 @@ def test_reference_incident_paging_depth_three() -> None:
                             _expected(CONFORMANCE / "12_incident_paging_depth.yaml"))
 
 
-def test_reference_overflow_error_at_unreachable_valid_state() -> None:
-    """Conformance spec 25, by hand: overflow is checked at every valid state."""
-    spec = make_spec(
-        [Var.enum("tier", "basic", "gold"), Var.integer("points", 0, 4, "error")],
-        events=[("earn", lambda s: s["points"] < 4, lambda s: s.set("points", s["points"] + 1)),
-                ("bonus", lambda s: s["tier"] == "gold",
-                 lambda s: s.set("points", s["points"] + 2)),
-                ("redeem", None, lambda s: s.set("points", 0))])
-    with pytest.raises(BuildError, match="bonus"):
-        reference_check(spec)
-
-
 def test_reference_clamp_saturates() -> None:
     """Conformance spec 08's point: clamp saturates (4 + 3 -> 5), so the two
     arrivals commute."""
