@@ -268,7 +268,6 @@ class _Checker:
         ifps = {i.name: {"watches": cm.names(i.reads),
                          "repair_writes": [cm.m.vars[w].name for w in i.repair.writes]}
                 for i in cm.invariants}
-        self.seconds["total"] = round(time.perf_counter() - self._t0, 6)
         digest = policy_digest(cm)
         self.seconds["total"] = round(time.perf_counter() - self._t0, 6)
         return Report(cm.spec.name, verdict, self.scope, self.strict, states, wfc, cc1, cc2,
