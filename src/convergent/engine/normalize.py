@@ -85,6 +85,7 @@ class Normalizer:
         cur = active.copy()
         steps = 0
         self.wfc_failure: WfcFailure | None = None
+        cycling = np.zeros(n, dtype=bool)
         cycle_checked = False
         while len(active):
             steps += 1
@@ -93,18 +94,21 @@ class Normalizer:
             depth[active[~still]] = steps
             nf[active[~still]] = cur[~still]
             active, cur = active[still], cur[still]
-            if steps >= 64 and len(active) and not cycle_checked:
-                # long chains: decide once whether a cycle exists (pointer
-                # doubling); without one, every chain ends within n steps
+            if (steps >= 64 or steps >= n) and len(active) and not cycle_checked:
+                # Long chains: decide once, exactly, which states never reach a
+                # valid one (a state is proven to loop only when its chain is
+                # still invalid after >= n steps, i.e. it revisits a state);
+                # the others keep stepping and end within n steps.
                 cycle_checked = True
-                if self._has_cycle(active):
-                    break
-            if steps > n:  # pragma: no cover - _has_cycle catches it first
-                break
-        self.cycling = np.zeros(n, dtype=bool)
-        if len(active):
-            self.cycling[active] = True
-            start = int(active.min())
+                loops = self._never_valid(active)
+                if loops.any():
+                    cycling[active[loops]] = True
+                    active, cur = active[~loops], cur[~loops]
+            if steps > n:  # pragma: no cover - a terminating chain ends within n steps
+                raise AssertionError("normalization did not settle within n steps")
+        self.cycling = cycling
+        if cycling.any():
+            start = int(np.flatnonzero(cycling)[0])
             seen: dict[int, int] = {}
             path: list[int] = []
             x = start
@@ -135,14 +139,16 @@ class Normalizer:
         names = [self.cm.invariants[int(self.first_fail[s])].name for s in loop]
         return path[:seen[x]], loop, names
 
-    def _has_cycle(self, active: np.ndarray) -> bool:
-        """Pointer doubling: after >= n steps a terminating chain is valid."""
+    def _never_valid(self, active: np.ndarray) -> np.ndarray:
+        """Which of ``active`` never reach a valid state, by pointer doubling:
+        valid states are fixed points of rho, so after >= n steps a terminating
+        chain sits on a valid state and a looping one does not."""
         j = self.rho.copy()
         steps = 1
         while steps < self.space.size:
             j = j[j]
             steps *= 2
-        return bool((~self.valid[j[active]]).any())
+        return ~self.valid[j[active]]
 
     # lifting -------------------------------------------------------------
 
