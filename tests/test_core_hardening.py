@@ -84,3 +84,157 @@ def test_long_repair_chain_alone_terminates(top: int) -> None:
     assert got["wfc"]["ok"] is True
     # from n=0 with loop off: top repairs of count_up
     assert got["wfc"]["max_depth"] == top
+
+
+# --------------------------------------------------------------------------
+# 2, 3. spec arithmetic means mathematical integers: no wrapping, no crash
+# --------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from convergent.spec import compile_expr  # noqa: E402
+
+BIG = [0, 1, 2, 3, 7, 3037000500, 2**31, 2**32 + 1, 2**62, 2**63 - 1, 2**63, 2**64 + 3,
+       10**20, 10**30]
+LOWS = [0, -3, 2**62 - 2, 2**63 - 4, -(2**63), -(2**62), 2**31]
+
+
+def _exact(node, env):
+    """Plain-Python meaning of a generated tree (the contract's semantics)."""
+    kind = node[0]
+    if kind == "lit":
+        return node[1]
+    if kind == "var":
+        return env[node[1]]
+    if kind == "neg":
+        return -_exact(node[1], env)
+    if kind == "abs":
+        return abs(_exact(node[1], env))
+    if kind in ("min", "max"):
+        return (min if kind == "min" else max)(_exact(node[1], env), _exact(node[2], env))
+    if kind == "if":
+        return _exact(node[2], env) if _exact(node[1], env) else _exact(node[3], env)
+    if kind == "cmp":
+        a, b = _exact(node[2], env), _exact(node[3], env)
+        return {"<": a < b, "==": a == b, ">=": a >= b}[node[1]]
+    op, a, b = node[1], _exact(node[2], env), _exact(node[3], env)
+    if op in ("//", "%") and b == 0:
+        raise ZeroDivisionError
+    return {"+": a + b, "-": a - b, "*": a * b, "//": a // b if b else 0,
+            "%": a % b if b else 0}[op]
+
+
+def _text(node) -> str:
+    kind = node[0]
+    if kind == "lit":
+        return str(node[1]) if node[1] >= 0 else f"(-{-node[1]})"
+    if kind == "var":
+        return node[1]
+    if kind == "neg":
+        return f"(-{_text(node[1])})"
+    if kind in ("abs", "min", "max"):
+        return f"{kind}({', '.join(_text(a) for a in node[1:])})"
+    if kind == "if":
+        return f"(if {_text(node[1])} then {_text(node[2])} else {_text(node[3])})"
+    return f"({_text(node[2])} {node[1]} {_text(node[3])})"
+
+
+def _int_trees():
+    leaves = st.one_of(st.sampled_from(BIG).map(lambda v: ("lit", v)),
+                       st.sampled_from(BIG).map(lambda v: ("lit", -v)),
+                       st.sampled_from(["x", "y"]).map(lambda n: ("var", n)))
+
+    def extend(inner):
+        cmp = st.tuples(st.just("cmp"), st.sampled_from(["<", "==", ">="]), inner, inner)
+        return st.one_of(
+            st.tuples(st.just("bin"), st.sampled_from(["+", "-", "*", "//", "%"]), inner, inner),
+            st.tuples(st.just("neg"), inner), st.tuples(st.just("abs"), inner),
+            st.tuples(st.sampled_from(["min", "max"]), inner, inner),
+            st.tuples(st.just("if"), cmp, inner, inner))
+
+    return st.recursive(leaves, extend, max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=_int_trees(), lx=st.sampled_from(LOWS), ly=st.sampled_from(LOWS))
+def test_vectorized_arithmetic_is_exact(tree, lx, ly) -> None:
+    """eval_vec (what the engine tabulates) equals mathematical integer
+    arithmetic at every state, errors included, however far intermediate
+    results pass 64 bits."""
+    xs, ys = Var.integer("x", lx, lx + 3), Var.integer("y", ly, ly + 2)
+    expr = compile_expr(_text(tree), [xs, ys], "int")
+    grid = list(itertools.product(xs.values, ys.values))
+    cols = {"x": np.array([g[0] for g in grid], dtype=np.int64),
+            "y": np.array([g[1] for g in grid], dtype=np.int64)}
+    values, err = expr.eval_vec(cols)
+    for k, (x, y) in enumerate(grid):
+        try:
+            want = _exact(tree, {"x": x, "y": y})
+        except ZeroDivisionError:
+            assert err is not None and err[k], (x, y)
+            continue
+        assert err is None or not err[k], (x, y)
+        assert int(values[k]) == want, (_text(tree), x, y, values[k], want)
+        assert expr.eval({"x": x, "y": y}) == want
+
+
+_WIDE_YAML = """
+machine: wide
+vars:
+  n: {{int: [{lo}, {hi}]}}
+  f: bool
+invariants:
+  - name: rule
+    holds: {holds}
+    repair: {{f: false}}
+events:
+  go: {{apply: {{f: true}}}}
+  bump: {{apply: {{n: {bump}}}}}
+"""
+
+
+@pytest.mark.parametrize("lo,hi,holds,bump", [
+    (0, 3, "not f or n * 3037000500 * 3037000500 > 0", "n + 1"),
+    (0, 3, "not f or n * 4611686018427387904 * 2 > 0", "n + 1"),
+    (-(2**63), -(2**63) + 2, "not f or abs(n) < 9223372036854775807", "n - 1"),
+    (2**62, 2**62 + 2, "not f or n + n < 9223372036854775807", "n + 1"),
+    (0, 3, "not f or n * 100000000000000000000 < 250000000000000000000", "n + 1"),
+    (0, 3, "not f or n < 3", "100000000000000000000"),
+    (0, 3, "not f or n < 3", "n - 100000000000000000000"),
+    (-(2**63), -(2**63) + 3, "not f or n * n > 0", "n * 3 // 3"),
+])
+@pytest.mark.parametrize("form", ["yaml", "python"])
+def test_wide_arithmetic_agrees_with_python_lambdas(lo, hi, holds, bump, form) -> None:
+    """Each rule is checked as spec text (vectorized, exact) and as Python
+    lambdas (traced, Python ints): same report, and the reference agrees."""
+    text = _WIDE_YAML.format(lo=lo, hi=hi, holds=holds, bump=bump)
+    spec = loads_spec(text)
+    if form == "python":
+        hold_expr = spec.invariants[0].holds.expr
+        bump_expr = spec.events[1].apply.exprs[0]
+        spec = make_spec(
+            [Var.integer("n", lo, hi), Var.boolean("f")],
+            invariants=[("rule", lambda s: hold_expr.eval({"n": s["n"], "f": s["f"]}),
+                         lambda s: s.set("f", False))],
+            events=[("go", None, lambda s: s.set("f", True)),
+                    ("bump", None, lambda s: s.set("n", bump_expr.eval({"n": s["n"]})))],
+            independent=[("go", "bump")])
+    _verify(spec)
+    _verify(spec, "all", True)
+
+
+@pytest.mark.parametrize("decl", ["{int: [0, 100000000000000000000]}",
+                                  "{int: [-100000000000000000000, 0]}",
+                                  "{int: [9223372036854775807, 9223372036854775808]}"])
+def test_int_range_past_64_bits_is_a_located_error(decl: str) -> None:
+    with pytest.raises(SpecError) as info:
+        loads_spec(f"machine: m\nvars:\n  n: {decl}\nevents:\n  e: {{apply: {{n: n}}}}\n",
+                   filename="big.yaml")
+    problem = info.value.problems[0]
+    assert problem.file == "big.yaml" and problem.line == 3 and "64 bits" in problem.message
+    with pytest.raises(SpecError, match="64 bits"):
+        Var.integer("n", 2**63, 2**63 + 1)

@@ -93,6 +93,13 @@ def _to_digits(var: Var, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
         return values.astype(np.int64), None
     if var.kind == "enum":
         return values.astype(np.int64), None
+    if values.dtype == object:
+        # exact values of a wide expression (Python ints): compare and clamp
+        # before anything narrows them
+        low, high = np.less(values, var.lo), np.greater(values, var.hi)
+        out = low | high
+        v = np.where(low, var.lo, np.where(high, var.hi, values)).astype(np.int64)
+        return v - var.lo, (out if out.any() else None)
     v = values.astype(np.int64)
     out = (v < var.lo) | (v > var.hi)
     return np.clip(v, var.lo, var.hi) - var.lo, (out if out.any() else None)

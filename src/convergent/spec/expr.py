@@ -321,6 +321,76 @@ class _Code:
     free: frozenset[str]
     const: Any = _NOCONST
     is_var: bool = False
+    # exact static range of an int node (Python ints), and whether this node
+    # or one below it can leave int64: then the whole expression evaluates on
+    # object arrays of Python ints, never wrapping
+    lo: int = 0
+    hi: int = 0
+    wide: bool = False
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class _WideCols(dict):  # type: ignore[type-arg]
+    """The columns of one evaluation in exact mode: int columns are read as
+    object arrays of Python ints, and int constants stay Python ints."""
+
+
+def _fits(lo: int, hi: int) -> bool:
+    return INT64_MIN <= lo and hi <= INT64_MAX
+
+
+def _bounds(op: str, *args: _Code) -> tuple[int, int]:
+    """The exact range of an int operation from its operands' ranges (sound:
+    every value the operation can produce lies inside)."""
+    if op == "neg":
+        (a,) = args
+        return -a.hi, -a.lo
+    if op == "abs":
+        (a,) = args
+        m = max(abs(a.lo), abs(a.hi))
+        return (0 if a.lo <= 0 <= a.hi else min(abs(a.lo), abs(a.hi))), m
+    a, b = args
+    if op == "+":
+        return a.lo + b.lo, a.hi + b.hi
+    if op == "-":
+        return a.lo - b.hi, a.hi - b.lo
+    if op == "*":
+        p = (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)
+        return min(p), max(p)
+    if op in ("/", "//"):
+        # floor(x / y) with |y| >= 1 lies within [-|x|, |x|]
+        m = max(abs(a.lo), abs(a.hi))
+        return -m, m
+    if op == "%":
+        m = max(abs(b.lo), abs(b.hi))
+        return -max(m - 1, 0), max(m - 1, 0)
+    if op == "min":
+        return min(a.lo, b.lo), min(a.hi, b.hi)
+    if op == "max":
+        return max(a.lo, b.lo), max(a.hi, b.hi)
+    if op == "if":
+        return min(a.lo, b.lo), max(a.hi, b.hi)
+    raise AssertionError(op)
+
+
+def _ranged(code: _Code, lo: int, hi: int, *children: _Code) -> _Code:
+    code.lo, code.hi = lo, hi
+    code.wide = (code.type == "int" and not _fits(lo, hi)) or any(c.wide for c in children)
+    if code.wide and code.type == "int" and not code.is_var and code.const is _NOCONST:
+        inner = code.vec
+
+        def vec(cols: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+            # a ufunc on 0-d object arrays returns a bare Python int, which
+            # the next ufunc would try to narrow to int64: keep it an object
+            x, err = inner(cols)
+            if type(cols) is _WideCols and not isinstance(x, np.ndarray):
+                x = np.array(x, dtype=object)
+            return x, err
+
+        code.vec = vec
+    return code
 
 
 def describe_type(t: ExprType | None) -> str:
@@ -352,9 +422,19 @@ def _const_code(value: Any, t: ExprType) -> _Code:
         vec_value: Any = np.int64(t.index(value))
     elif t == "bool":
         vec_value = np.bool_(value)
-    else:
+    elif _fits(value, value):
         vec_value = np.int64(value)
+    else:
+        vec_value = value  # only ever used in exact mode (the node is wide)
     result = (vec_value, None)
+    if t == "int":
+        exact = (np.array(value, dtype=object), None)
+
+        def vec(cols: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+            return exact if type(cols) is _WideCols else result
+
+        code = _Code(t, lambda v: value, vec, False, frozenset(), value)
+        return _ranged(code, value, value)
     return _Code(t, lambda v: value, lambda cols: result, False, frozenset(), value)
 
 
@@ -363,10 +443,19 @@ def _var_code(var: Var) -> _Code:
     t = _var_type(var)
     dtype = np.bool_ if t == "bool" else np.int64
 
-    def vec(cols: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+    if t == "int":
+        def vec(cols: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+            if type(cols) is _WideCols:
+                return np.asarray(cols[name]).astype(object), None
+            return np.asarray(cols[name], dtype=dtype), None
+
+        code = _Code(t, lambda v: v[name], vec, False, frozenset((name,)), is_var=True)
+        return _ranged(code, var.lo, var.hi)
+
+    def vec_other(cols: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
         return np.asarray(cols[name], dtype=dtype), None
 
-    return _Code(t, lambda v: v[name], vec, False, frozenset((name,)), is_var=True)
+    return _Code(t, lambda v: v[name], vec_other, False, frozenset((name,)), is_var=True)
 
 
 def _fold(code: _Code) -> _Code:
@@ -384,8 +473,9 @@ def _fold(code: _Code) -> _Code:
 
 
 def _strict(t: ExprType, fn: Callable[..., Any], np_fn: Callable[..., Any],
-            *args: _Code) -> _Code:
-    """A node that evaluates all its operands (no short-circuit): errors add up."""
+            *args: _Code, op: str = "") -> _Code:
+    """A node that evaluates all its operands (no short-circuit): errors add up.
+    ``op`` names an int operation for its static range (see ``_bounds``)."""
     evs = [a.ev for a in args]
     vecs = [a.vec for a in args]
     fails = any(a.fails for a in args)
@@ -400,7 +490,8 @@ def _strict(t: ExprType, fn: Callable[..., Any], np_fn: Callable[..., Any],
             x, ex = v0(cols)
             return np_fn(x), ex
 
-        return _fold(_Code(t, ev1, vec1, fails, free))
+        code = _Code(t, ev1, vec1, fails, free)
+        return _fold(_ranged(code, *(_bounds(op, *args) if op else (0, 0)), *args))
     e0, e1 = evs
     v0, v1 = vecs
 
@@ -412,7 +503,8 @@ def _strict(t: ExprType, fn: Callable[..., Any], np_fn: Callable[..., Any],
         y, ey = v1(cols)
         return np_fn(x, y), _union(ex, ey)
 
-    return _fold(_Code(t, ev2, vec2, fails, free))
+    code = _Code(t, ev2, vec2, fails, free)
+    return _fold(_ranged(code, *(_bounds(op, *args) if op else (0, 0)), *args))
 
 
 def _division(op: str, a: _Code, b: _Code, snippet: str) -> _Code:
@@ -435,7 +527,8 @@ def _division(op: str, a: _Code, b: _Code, snippet: str) -> _Code:
             y, ey = vb(cols)
             return np_fn(x, y), _union(ex, ey)
 
-        return _fold(_Code("int", ev, vec, a.fails or b.fails, a.free | b.free))
+        code = _Code("int", ev, vec, a.fails or b.fails, a.free | b.free)
+        return _fold(_ranged(code, *_bounds(op, a, b), a, b))
 
     def vec_checked(cols: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
         x, ex = va(cols)
@@ -443,7 +536,8 @@ def _division(op: str, a: _Code, b: _Code, snippet: str) -> _Code:
         zero = np.equal(y, 0)
         return np_fn(x, np.where(zero, 1, y)), _union(ex, ey, zero)
 
-    return _fold(_Code("int", ev, vec_checked, True, a.free | b.free))
+    code = _Code("int", ev, vec_checked, True, a.free | b.free)
+    return _fold(_ranged(code, *_bounds(op, a, b), a, b))
 
 
 def _logic(op: str, a: _Code, b: _Code) -> _Code:
@@ -471,7 +565,8 @@ def _logic(op: str, a: _Code, b: _Code) -> _Code:
             ey = np.logical_and(reach_b(x), ey)
         return value_fn(x, y), _union(ex, ey)
 
-    return _fold(_Code("bool", ev, vec, a.fails or b.fails, a.free | b.free))
+    return _fold(_ranged(_Code("bool", ev, vec, a.fails or b.fails, a.free | b.free), 0, 0,
+                         a, b))
 
 
 def _if(c: _Code, a: _Code, b: _Code) -> _Code:
@@ -491,7 +586,9 @@ def _if(c: _Code, a: _Code, b: _Code) -> _Code:
         return np.where(cond, x, y), _union(errc, ex, ey)
 
     fails = c.fails or a.fails or b.fails
-    return _fold(_Code(a.type, ev, vec, fails, c.free | a.free | b.free))
+    code = _Code(a.type, ev, vec, fails, c.free | a.free | b.free)
+    lo, hi = _bounds("if", a, b) if a.type == "int" else (0, 0)
+    return _fold(_ranged(code, lo, hi, c, a, b))
 
 
 _ARITH: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
@@ -578,10 +675,11 @@ class _Checker:
         if kind == "name":
             return self.name(node, want)
         if kind == "neg":
-            return _strict("int", lambda x: -x, np.negative, self.check(node.args[0], "int"))
+            return _strict("int", lambda x: -x, np.negative, self.check(node.args[0], "int"),
+                           op="neg")
         if kind == "not":
             arg = self.check(node.args[0], "bool")
-            return _strict("bool", lambda x: not x, np.logical_not, arg)
+            return _strict("bool", lambda x: not x, np.logical_not, arg, op="")
         if kind == "if":
             return self.if_(node, want)
         if kind == "call":
@@ -650,7 +748,7 @@ class _Checker:
                                   f"got {len(node.args)}")
         args = [self.check(a, "int") for a in node.args]
         py, np_fn = _CALLS[fn]
-        return _strict("int", py, np_fn, *args)
+        return _strict("int", py, np_fn, *args, op=fn)
 
     def binary(self, node: _Node) -> _Code:
         op = node.value
@@ -665,7 +763,7 @@ class _Checker:
             return _strict("bool", *_COMPARE[op], a, b)
         a, b = self.check(left, "int"), self.check(right, "int")
         if op in _ARITH:
-            return _strict("int", *_ARITH[op], a, b)
+            return _strict("int", *_ARITH[op], a, b, op=op)
         return _division(op, a, b, self.snippet(node))
 
     def equality(self, node: _Node) -> tuple[_Code, _Code]:
@@ -710,6 +808,12 @@ class CompiledExpr:
     _code: _Code = field(repr=False)
 
     @property
+    def wide(self) -> bool:
+        """True when some value along the evaluation can leave int64: then
+        ``eval_vec`` computes on Python ints (exact, slower)."""
+        return self._code.wide
+
+    @property
     def can_fail(self) -> bool:
         """False when no state can make evaluation fail (no division by a
         non-constant divisor): ``eval_vec`` then always returns a None mask."""
@@ -730,14 +834,21 @@ class CompiledExpr:
         """Evaluate over columns (bools as np.bool_, ints as int64 values, enums
         as int64 indices into their values tuple).
 
-        Returns the values (same conventions; always a fresh array of the full
+        Returns the values (same conventions, except that an int expression
+        whose exact range passes 64 bits, ``wide``, gives Python ints in an
+        object array: arithmetic never wraps; always a fresh array of the full
         shape) and a bool mask of the states where evaluation failed, or None
         when no state can fail. ``n`` gives the length (or shape) when ``cols``
         holds none of the columns, e.g. for a constant expression.
         """
         shape = self._shape(cols, n)
-        values, errors = self._code.vec(cols)
-        dtype = np.bool_ if self.type == "bool" else np.int64
+        wide = self._code.wide
+        values, errors = self._code.vec(_WideCols(cols) if wide else cols)
+        dtype: Any = np.bool_ if self.type == "bool" else np.int64
+        if wide and self.type == "int":
+            dtype = object
+        elif wide:
+            values = np.asarray(values).astype(dtype)
         if np.shape(values) != shape:
             values = np.broadcast_to(np.asarray(values, dtype=dtype), shape).copy()
         elif self._code.is_var:

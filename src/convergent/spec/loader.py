@@ -39,11 +39,20 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from ..errors import Problem, SpecError
 from .expr import KEYWORDS, CompiledExpr, Expected, _compile, expression_source
-from .model import Assignment, Event, Invariant, Location, MachineSpec, Predicate, Var
+from .model import (
+    MAX_DOMAIN,
+    Assignment,
+    Event,
+    Invariant,
+    Location,
+    MachineSpec,
+    Predicate,
+    Var,
+    int_range_problem,
+)
 
 __all__ = ["MAX_DOMAIN", "load_spec", "loads_spec"]
 
-MAX_DOMAIN = 1_000_000
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _TOP_KEYS = ("machine", "version", "vars", "initial", "invariants", "events", "independent")
@@ -340,9 +349,8 @@ class _Loader:
         if lo > hi:
             self.problem(where, f"var '{name}': empty int range [{lo}, {hi}] (low > high)")
             ok = False
-        elif hi - lo + 1 > MAX_DOMAIN:
-            self.problem(where, f"var '{name}': int range [{lo}, {hi}] has {hi - lo + 1} "
-                                f"values (at most {MAX_DOMAIN})")
+        elif int_range_problem(lo, hi):
+            self.problem(where, f"var '{name}': {int_range_problem(lo, hi)}")
             ok = False
         overflow = _plain(decl.get("overflow", "clamp"))
         if overflow not in ("clamp", "error"):

@@ -40,6 +40,24 @@ VarKind = Literal["bool", "enum", "int"]
 Overflow = Literal["clamp", "error"]
 
 
+MAX_DOMAIN = 1_000_000
+"""The most values one int var may take: the engine enumerates every one."""
+
+INT_BOUND = 2**63
+
+
+def int_range_problem(lo: int, hi: int) -> str | None:
+    """Why [lo, hi] cannot be an int var's range, or None. Bounds are stored
+    and encoded as 64-bit ints (tables, exports, other runtimes); arithmetic
+    on the values is exact, whatever the size of its intermediate results."""
+    if not (-INT_BOUND <= lo and hi < INT_BOUND):
+        return (f"int range [{lo}, {hi}] passes 64 bits (bounds must lie in "
+                f"[-2**63, 2**63 - 1])")
+    if hi - lo + 1 > MAX_DOMAIN:
+        return f"int range [{lo}, {hi}] has {hi - lo + 1:,} values (at most {MAX_DOMAIN:,})"
+    return None
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a declaration comes from (a spec file line, or None for Python)."""
@@ -82,6 +100,9 @@ class Var:
     def integer(name: str, lo: int, hi: int, overflow: Overflow = "clamp") -> Var:
         if lo > hi:
             raise SpecError(f"var {name!r}: empty int range [{lo}, {hi}]")
+        problem = int_range_problem(lo, hi)
+        if problem:
+            raise SpecError(f"var {name!r}: {problem}")
         return Var(name, "int", tuple(range(lo, hi + 1)), overflow)
 
     @property
