@@ -238,3 +238,90 @@ def test_int_range_past_64_bits_is_a_located_error(decl: str) -> None:
     assert problem.file == "big.yaml" and problem.line == 3 and "64 bits" in problem.message
     with pytest.raises(SpecError, match="64 bits"):
         Var.integer("n", 2**63, 2**63 + 1)
+
+
+# --------------------------------------------------------------------------
+# 4. findings.saturating: exact, whatever the footprint
+# --------------------------------------------------------------------------
+
+def _sat_spec(apply_c: str, *, form: str, repair: bool = False):
+    """c in 0..3 and a bool f. ``apply_c`` is the value assigned to c (by the
+    event ``go``, or by the repair of ``needs_f`` when ``repair``)."""
+    if repair:
+        text = f"""
+machine: sat
+vars:
+  c: {{int: [0, 3]}}
+  f: bool
+  g: bool
+invariants:
+  - name: needs_f
+    holds: f or not g
+    repair: {{f: true, c: '{apply_c}'}}
+events:
+  go: {{apply: {{g: true}}}}
+  bump: {{apply: {{c: 'min(c + 1, 3)'}}}}
+independent: []
+"""
+    else:
+        text = f"""
+machine: sat
+vars:
+  c: {{int: [0, 3]}}
+  f: bool
+events:
+  go: {{apply: {{f: true, c: '{apply_c}'}}}}
+  bump: {{apply: {{c: 'min(c + 1, 3)'}}}}
+independent: []
+"""
+    return loads_spec(text)
+
+
+def _brute_saturations(spec) -> set[tuple[str, int]]:
+    """(rule, c) for every reachable run step where an assignment to c falls
+    outside 0..3: events at reachable states, repairs on the way to nf."""
+    ref = reference_check(spec)
+    m = ref.machine
+    found = set()
+    var_c = spec.vars[0]
+    states = sorted(ref.bfs_depth)
+    for sid in states:
+        st = m.decode(sid)
+        for e in spec.events:
+            if e.guard is not None and not e.guard.evaluate({v.name: v for v in spec.vars}, st):
+                continue
+            vals = e.apply.evaluate({v.name: v for v in spec.vars}, st)
+            if "c" in vals and not var_c.lo <= vals["c"] <= var_c.hi:
+                found.add((e.name, st["c"]))
+            cur = m.raw(spec.events.index(e), sid, True)
+            seen = set()
+            while not ref.valid[cur] and cur not in seen:
+                seen.add(cur)
+                cs = m.decode(cur)
+                inv = spec.invariants[ref.first_failing[cur]]
+                rv = inv.repair.evaluate({v.name: v for v in spec.vars}, cs)
+                if "c" in rv and not var_c.lo <= rv["c"] <= var_c.hi:
+                    found.add((inv.name, cs["c"]))
+                cur = ref.rho[cur]
+    return found
+
+
+@pytest.mark.parametrize("repair", [False, True])
+@pytest.mark.parametrize("apply_c,saturates", [
+    ("if c == 3 then 7 else c", True),    # clamps back to 3: c neither read nor changed
+    ("if c == 0 then -1 else c", True),   # clamps back to 0 at c=0 only
+    ("c", False),
+    ("min(c + 1, 3)", False),
+    ("c + 5", True),
+])
+def test_saturation_finding_is_exact(apply_c: str, saturates: bool, repair: bool) -> None:
+    spec = _sat_spec(apply_c, form="yaml", repair=repair)
+    got = _verify(spec)
+    want = _brute_saturations(spec)
+    sat = got["findings"]["saturating"]
+    assert bool(sat) == saturates == bool(want), (sat, want)
+    for d in sat:
+        assert d["vars"] == ["c"], d
+        rule = d.get("event") or d.get("repair")
+        assert (rule, d["state"]["c"]) in want, (d, want)
+        assert not 0 <= d["values"]["c"] <= 3

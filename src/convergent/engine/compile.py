@@ -37,12 +37,20 @@ class CompiledEvent:
     new: np.ndarray            # id in ``space`` after the event (guard applied)
     fires: np.ndarray          # guard value over ``space``
     err: np.ndarray | None     # guard true and the assignment failed/overflowed
-    sat: np.ndarray | None     # guard true and an int saturated
+    sat: np.ndarray | None     # guard true and an int saturated, over ``sat_space``
     eval_err: np.ndarray | None  # the guard, or the assignment where the guard holds,
                                  # cannot be evaluated (division by zero, an exception)
     reads: frozenset[int]
     writes: frozenset[int]
     source: Event
+    # saturation depends on the values assigned, not on the footprint: a var
+    # clamped back to its own value is neither read nor changed, yet where it
+    # saturates depends on it. ``sat`` keeps the vars it varies over.
+    sat_space: Space | None = None
+
+    @property
+    def sat_on(self) -> Space:
+        return self.space if self.sat_space is None else self.sat_space
 
 
 @dataclass
@@ -100,6 +108,17 @@ def _reduce(space: Space, keep: set[int], arrays: list[np.ndarray | None],
     return small, out, new_small
 
 
+def _sat_table(space: Space, sat: np.ndarray | None,
+               keep: set[int]) -> tuple[Space | None, np.ndarray | None]:
+    """``sat`` restricted to ``keep`` plus the vars it really varies over
+    (exact, unlike restricting it to the footprint alone)."""
+    if sat is None or not sat.any():
+        return None, None
+    sat_keep = keep | {v for v in space.vars if varies(sat, space, v)}
+    small, (out,), _ = _reduce(space, sat_keep, [sat])
+    return small, out
+
+
 def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
     what = f"event {ev.name!r}"
     g = (tabulate_predicate(m, ev.guard, f"guard of {what}") if ev.guard is not None
@@ -145,15 +164,15 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
                 reads.add(v)
                 break
     keep = reads | writes
-    small, (fires_s, err_s, sat_s, ev_s), new_s = _reduce(space, keep,
-                                                          [fires, err, sat, eval_err], new)
+    small, (fires_s, err_s, ev_s), new_s = _reduce(space, keep, [fires, err, eval_err], new)
+    sat_space, sat_s = _sat_table(space, sat, keep)
     if new_s is None:
         new_s = new
     return CompiledEvent(ev.name, index, small, new_s.astype(small.dtype), fires_s,  # type: ignore[arg-type]
                          err_s if err_s is not None and err_s.any() else None,
-                         sat_s if sat_s is not None and sat_s.any() else None,
+                         sat_s,
                          ev_s if ev_s is not None and ev_s.any() else None,
-                         frozenset(reads), frozenset(writes), ev)
+                         frozenset(reads), frozenset(writes), ev, sat_space)
 
 
 def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvariant:
@@ -180,9 +199,10 @@ def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvar
             continue
         if any(varies(r_digits[w], r.space, v, mask=r_ok) for w in r_writes):
             r_reads.add(v)
-    rs, (re_, rsat), rnew = _reduce(r.space, r_reads | r_writes, [r.err, r.sat], r.new)
+    rs, (re_,), rnew = _reduce(r.space, r_reads | r_writes, [r.err], r.new)
+    sat_space, rsat = _sat_table(r.space, r.sat, r_reads | r_writes)
     r = AssignTable(rs, (rnew if rnew is not None else r.new).astype(rs.dtype),
-                    tuple(sorted(r_writes)), re_, rsat, None)
+                    tuple(sorted(r_writes)), re_, rsat, None, sat_space)
     return CompiledInvariant(inv.name, index, h, r, frozenset(reads), inv)
 
 

@@ -33,6 +33,8 @@ class Normalizer:
         dvars: set[int] = set()
         for inv in cm.invariants:
             dvars |= set(inv.holds.space.vars) | set(inv.repair.space.vars)
+            # where a repair saturates is a finding, exact on D (rarely bigger)
+            dvars |= set(inv.repair.sat_on.vars)
         self.space = Space(cm.radices, dvars)
         sp = self.space
         n = sp.size
@@ -66,7 +68,7 @@ class Normalizer:
                                     "outside an int range with overflow: error (or cannot be "
                                     "evaluated)", int(np.flatnonzero(bad)[0]), r_inv=inv.name)
             if r.sat is not None:
-                self.repair_sat |= at & r.sat[p]
+                self.repair_sat |= at & r.sat[sp.project(r.sat_on)]
         self.rho = rho.astype(sp.dtype)
         self._normal_forms()
 

@@ -101,8 +101,9 @@ def render_report(r: Report) -> str:
             out.append(f"  note      invariants never broken by a reachable step: "
                        f"{', '.join(f.never_fail)}")
         if f.saturating:
-            names = [(f"{d['event']} ({', '.join(f'{k} := {v}' for k, v in d['values'].items())}"
-                      f" at {_state(d['state'])})") if d.get("event") and d.get("values")
+            names = [(f"{d['event'] if d.get('event') else 'repair of ' + str(d.get('repair'))}"
+                      f" ({', '.join(f'{k} := {v}' for k, v in d['values'].items())}"
+                      f" at {_state(d['state'])})") if d.get("values") and d.get("state")
                      else d.get("event") or f"repair of {d.get('repair')}"
                      for d in f.saturating]
             out.append(f"  note      int assignments that saturate at a bound: {', '.join(names)}")

@@ -55,6 +55,11 @@ class AssignTable:
     err: np.ndarray | None = None
     sat: np.ndarray | None = None
     eval_err: np.ndarray | None = None   # the evaluation itself failed (a subset of err)
+    sat_space: Space | None = None       # the space of ``sat`` when it differs from ``space``
+
+    @property
+    def sat_on(self) -> Space:
+        return self.space if self.sat_space is None else self.sat_space
 
 
 class _Machine:
