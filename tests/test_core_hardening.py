@@ -325,3 +325,103 @@ def test_saturation_finding_is_exact(apply_c: str, saturates: bool, repair: bool
         rule = d.get("event") or d.get("repair")
         assert (rule, d["state"]["c"]) in want, (d, want)
         assert not 0 <= d["values"]["c"] <= 3
+
+
+# --------------------------------------------------------------------------
+# 5. non-deterministic rules are refused; nothing hidden is cached
+# --------------------------------------------------------------------------
+
+import random  # noqa: E402
+
+from convergent import Registry  # noqa: E402
+
+
+def _counter_machine(guard):
+    r = Registry("nd")
+    x = r.int("x", 0, 3)
+    r.event("inc", guard=guard, apply=lambda s: s.set(x, min(s[x] + 1, 3)))
+    r.event("reset", apply=lambda s: s.set(x, 0))
+    return r
+
+
+def test_random_guard_is_refused() -> None:
+    rng = random.Random(7)
+    r = _counter_machine(lambda s: rng.random() < 0.5)
+    with pytest.raises(BuildError, match="guard of event 'inc' is not deterministic"):
+        r.check()
+
+
+def test_call_counter_guard_is_refused() -> None:
+    calls = {"n": 0}
+
+    def guard(s):
+        calls["n"] += 1
+        return calls["n"] <= 4   # true on the first pass over the 4 states only
+
+    with pytest.raises(BuildError, match="not deterministic"):
+        _counter_machine(guard).check()
+
+
+def test_rule_reading_different_vars_on_a_second_run_is_refused() -> None:
+    r = Registry("nd2")
+    a, b = r.bool("a"), r.bool("b")
+    seen = []
+
+    def apply(s):
+        seen.append(1)
+        # first pass reads only a; later calls read b too
+        if len(seen) > 2 and s[b]:
+            return s.set(a, False)
+        return s.set(a, not s[a])
+
+    r.event("flip", apply=apply)
+    r.event("set_b", apply=lambda s: s.set(b, True))
+    with pytest.raises(BuildError, match="flip.*not deterministic"):
+        r.check()
+
+
+def test_registry_does_not_reuse_a_report_when_captured_data_changes() -> None:
+    limit = {"v": 3}
+    r = Registry("captured")
+    x = r.int("x", 0, 3)
+    r.invariant("cap", holds=lambda s: s[x] <= limit["v"], repair=lambda s: s.set(x, 0))
+    r.event("inc", apply=lambda s: s.set(x, min(s[x] + 1, 3)))
+    first = r.check()
+    assert first.states.valid == 4
+    limit["v"] = 1
+    second = r.check()
+    assert second.states.valid == 2
+    machine = r.build()
+    assert machine.apply(machine.apply(machine.initial, "inc"), "inc") == machine.encode({"x": 0})
+
+
+@pytest.mark.parametrize("code", [0, None, 1])
+def test_system_exit_in_a_rule_is_a_build_error(code) -> None:
+    def guard(s):
+        if s["x"] == 2:
+            raise SystemExit(code)
+        return True
+
+    r = _counter_machine(guard)
+    with pytest.raises(BuildError, match=r"SystemExit.*x=2"):
+        r.check()
+
+
+def test_keyboard_interrupt_in_a_rule_propagates() -> None:
+    def guard(s):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _counter_machine(guard).check()
+
+
+def test_deterministic_rules_that_raise_are_not_called_nondeterministic() -> None:
+    """A rule that fails at some states, the same way each time, is judged by
+    what it computes (the replay compares exception types)."""
+    r = Registry("raises")
+    x = r.int("x", 0, 3)
+    r.event("inc", apply=lambda s: s.set(x, 6 // (s[x] - 2)))
+    with pytest.raises(BuildError) as info:
+        r.check()
+    assert "not deterministic" not in str(info.value)
+    assert "inc" in str(info.value)

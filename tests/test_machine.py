@@ -53,7 +53,8 @@ def test_gsm_order_example_fails_with_readable_counterexample() -> None:
     assert cex.order1 != cex.order2
     with pytest.raises(ConvergenceError) as info:
         r.build()
-    assert info.value.report is report
+    # functions are opaque, so build() verifies afresh: the same answer
+    assert info.value.report.cc1.counterexample == report.cc1.counterexample
     assert "ship_item" in str(info.value)
 
 

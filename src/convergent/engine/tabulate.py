@@ -178,9 +178,34 @@ class _Leaf:
     failed: bool
 
 
+def _call_rule(fn: Callable[[StateView], Any], view: StateView, post: Callable[[Any], Any],
+               m: _Machine, what: str, state: Callable[[], dict[str, Any]]) -> tuple[Any, bool]:
+    """One evaluation of a user rule: (result, False) or (exception, True).
+
+    A rule that exits the interpreter is a bug in the rule, not a verdict:
+    ``SystemExit`` becomes a BuildError naming the rule and the state (it
+    must never end a check as if it had passed). KeyboardInterrupt is the
+    user's and propagates."""
+    try:
+        return post(fn(view)), False
+    except ConvergentError:
+        raise
+    except SystemExit as exc:
+        raise BuildError(f"{what} raised SystemExit({exc.code!r}) at "
+                         f"{_describe(state())}: a rule must return a value, not exit") from None
+    except Exception as exc:  # a user function failing at some state
+        return exc, True
+
+
+def _describe(state: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={'true' if v is True else 'false' if v is False else v}"
+                           for k, v in state.items()) + "}"
+
+
 def _trace(m: _Machine, fn: Callable[[StateView], Any], what: str,
            post: Callable[[Any], Any]) -> list[_Leaf]:
-    """Depth-first enumeration of ``fn``'s decision tree over the vars it reads."""
+    """Depth-first enumeration of ``fn``'s decision tree over the vars it reads,
+    then every leaf run again (see ``_replay``)."""
     leaves: list[_Leaf] = []
     prefix: list[tuple[int, int]] = []
     budget = 1 << 22
@@ -195,13 +220,8 @@ def _trace(m: _Machine, fn: Callable[[StateView], Any], what: str,
                 order.append(i)
             return var.values[assigned[i]]
 
-        try:
-            out = post(fn(StateView(m.by_name, read)))
-            failed = False
-        except ConvergentError:
-            raise
-        except Exception as exc:  # a user function failing at some state
-            out, failed = exc, True
+        out, failed = _call_rule(fn, StateView(m.by_name, read), post, m, what,
+                                 lambda: _path_state(m, assigned))
         leaves.append(_Leaf(dict(assigned), out, failed))
         if len(leaves) > budget:
             raise BuildError(f"{what}: reads too many variables to tabulate "
@@ -213,7 +233,76 @@ def _trace(m: _Machine, fn: Callable[[StateView], Any], what: str,
                 prefix = [(v, assigned[v]) for v in order] + [(last, d)]
                 break
         else:
+            _replay(m, fn, what, post, leaves)
             return leaves
+
+
+def _path_state(m: _Machine, path: Mapping[int, int]) -> dict[str, Any]:
+    return {m.vars[i].name: m.vars[i].values[d] for i, d in sorted(path.items())}
+
+
+_MIN_REPLAYS = 48
+
+
+class _Nondeterministic(BaseException):
+    """A replayed rule read a var its first run did not (a BaseException, so
+    a rule's own ``except Exception`` cannot swallow it)."""
+
+
+def _replay(m: _Machine, fn: Callable[[StateView], Any], what: str,
+            post: Callable[[Any], Any], leaves: list[_Leaf]) -> None:
+    """Run every leaf a second time, in a shuffled order, and refuse a rule
+    whose answer changed: tables (and so the verdict) are sound only for
+    functions of the state. This catches randomness, clocks, counters and
+    caches that depend on call order; a closure whose captured data changes
+    *between* builds is the caller's (nothing is cached across builds)."""
+    rng = np.random.default_rng(len(leaves))
+    # every leaf again, in another order; small tables get extra samples so a
+    # coin-flip rule over few leaves is caught with near certainty
+    order = np.concatenate([rng.permutation(len(leaves)),
+                            rng.integers(0, len(leaves), size=max(0, _MIN_REPLAYS - len(leaves)))])
+    for k in order:
+        leaf = leaves[int(k)]
+        path = leaf.path
+
+        def read(var: Var) -> Any:
+            i = m.index[var.name]
+            if i not in path:
+                raise _Nondeterministic(var.name)
+            return var.values[path[i]]
+
+        try:
+            out, failed = _call_rule(fn, StateView(m.by_name, read), post, m, what,
+                                     lambda: _path_state(m, path))
+        except _Nondeterministic as extra:
+            raise BuildError(
+                f"{what} is not deterministic: run again at {_describe(_path_state(m, path))} "
+                f"it read {extra} where the first run did not; rules must be pure functions "
+                "of the state (no random, clock, counter or changing captured data)") from None
+        same = (failed == leaf.failed
+                and (type(out) is type(leaf.out) if failed else _same(out, leaf.out)))
+        if not same:
+            first = _show(leaf.out, leaf.failed)
+            second = _show(out, failed)
+            raise BuildError(
+                f"{what} is not deterministic: at {_describe(_path_state(m, path))} it gave "
+                f"{first}, then {second}; rules must be pure functions of the state "
+                "(no random, clock, counter or changing captured data)")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # an exotic value whose comparison fails is not "the same"
+        return False
+
+
+def _show(out: Any, failed: bool) -> str:
+    if failed:
+        return f"{type(out).__name__}: {out}"
+    if isinstance(out, dict):
+        return "{" + ", ".join(f"{k}: {v!r}" for k, v in out.items()) + "}"
+    return repr(out)
 
 
 def _nd_index(space: Space, path: dict[int, int]) -> tuple[Any, ...]:

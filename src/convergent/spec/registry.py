@@ -207,12 +207,18 @@ class Registry:
 
     def analyze(self, *, scope: str = "reachable", strict: builtins.bool = False,
                 progress: Progress | None = None) -> Analysis:
+        """Verify and keep the tables. A result is reused only while every
+        rule is spec-language text: a Python function can change what it
+        computes without the Registry seeing it (captured data, globals), so
+        a Registry with functions is analysed afresh on every call."""
         key = (scope, strict)
         got = self._analysis.get(key)
         if got is None:
             from ..engine.check import analyze
-            got = analyze(self.spec(), scope=scope, strict=strict, progress=progress)
-            self._analysis[key] = got
+            spec = self.spec()
+            got = analyze(spec, scope=scope, strict=strict, progress=progress)
+            if not _has_functions(spec):
+                self._analysis[key] = got
         return got
 
     def check(self, *, scope: str = "reachable", strict: builtins.bool = False,
@@ -232,3 +238,14 @@ class Registry:
     def __repr__(self) -> str:
         return (f"Registry({self.name!r}, vars={len(self._vars)}, "
                 f"invariants={len(self._invariants)}, events={len(self._events)})")
+
+
+def _has_functions(spec: MachineSpec) -> builtins.bool:
+    """Whether any rule of ``spec`` is a Python callable (opaque to caching)."""
+    for inv in spec.invariants:
+        if inv.holds.fn is not None or inv.repair.fn is not None:
+            return True
+    for ev in spec.events:
+        if (ev.guard is not None and ev.guard.fn is not None) or ev.apply.fn is not None:
+            return True
+    return False
