@@ -4,14 +4,59 @@ Hypothesis runs derandomized by default, so CI sees the same examples every
 time and a red build always reproduces; explore new examples with
 ``HYPOTHESIS_PROFILE=explore pytest`` (random, and longer where a test scales
 with ``SOUNDNESS_EXAMPLES``).
+
+Shared material (the spec contract's conformance suite) lives in ``../shared``
+beside the repository, never at an absolute path: ``shared_path("conformance",
+"specs")`` finds it. Outside CI a missing folder makes the tests that need it
+skip; under CI (``CI=true``) it fails the run, because CI always provides it
+and a suite that silently skips its conformance tests proves nothing.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: the repository root (the folder holding pyproject.toml)
+ROOT = Path(__file__).resolve().parents[1]
+#: ``../shared`` relative to the repository root
+SHARED = ROOT.parent / "shared"
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``, as CI runners set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+class SharedMissing(RuntimeError):
+    """``../shared`` lacks something the suite needs, under CI."""
+
+
+def shared_path(*parts: str) -> Path:
+    """``../shared/<parts>``. Under CI a missing path raises ``SharedMissing``
+    (at import, when a module computes its parameters from it: a collection
+    error, so the run fails); elsewhere the path is returned as is and the
+    tests that use it skip (see the ``shared`` fixture) or find no cases."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists() and in_ci():
+        raise SharedMissing(f"{path} not found: CI must provide ../shared beside the "
+                            "repository (the conformance suite)")
+    return path
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The ``../shared`` folder: skips the test when it is missing, fails it
+    under CI."""
+    if not SHARED.exists():
+        if in_ci():
+            pytest.fail(f"{SHARED} not found: CI must provide ../shared beside the repository")
+        pytest.skip(f"{SHARED} not found (CI provides ../shared)")
+    return SHARED

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import shared_path
 from convergent.errors import SpecError
 from convergent.spec import (
     EvalError,
@@ -24,7 +25,7 @@ from convergent.spec import (
 )
 from convergent.spec.expr import CompiledExpr
 
-SPECS = Path("/work/shared/conformance/specs")
+SPECS = shared_path("conformance", "specs")
 
 LOGIC = {v.name: v for v in (Var.boolean("a"), Var.boolean("b"), Var.boolean("c"),
                              Var.boolean("d"), Var.integer("k", 0, 3))}

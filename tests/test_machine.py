@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convergent import (
+    BuildError,
     ConvergenceError,
     MachineUsageError,
     Registry,
@@ -140,7 +141,8 @@ def test_wrong_value_in_a_lambda_is_a_clear_error() -> None:
     r = Registry("m")
     st_ = r.enum("st", "a", "b")
     r.event("go", apply=lambda s: s.set(st_, "c"))
-    with pytest.raises(SpecError, match="st='c'"):
+    # the rule and the state are named (issue 11)
+    with pytest.raises(BuildError, match="apply of event 'go' at .*st='c'"):
         r.check()
 
 

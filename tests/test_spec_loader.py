@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 import convergent.spec
+from conftest import shared_path
 from convergent.errors import SpecError
 from convergent.spec import MachineSpec, Var, load_spec, loads_spec
 
-SPECS = Path("/work/shared/conformance/specs")
+SPECS = shared_path("conformance", "specs")
 GOOD = sorted(p for p in SPECS.glob("*.yaml") if "_error_" not in p.name)
 BAD = sorted(p for p in SPECS.glob("*.yaml") if "_error_" in p.name)
 # Spec 25 is rejected by the engine (overflow at a valid state), not by the loader.

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import ConvergentError, SpecError
+from .errors import BuildError, ConvergentError, SpecError
 
 __all__ = ["main"]
 
@@ -238,6 +238,19 @@ def _version() -> str:
     return __version__
 
 
+def _problem_json(p: Any) -> dict[str, Any]:
+    return {"message": p.message, "file": p.file, "line": p.line, "column": p.column}
+
+
+def _json_error(args: Any, kind: str, exc: Exception, problems: list[dict[str, Any]]) -> None:
+    """Under ``--json`` stdout carries one JSON object, also when the input is
+    bad: ``{"error": {"kind", "message", "problems": [...]}}`` (exit 2)."""
+    if not getattr(args, "json", False):
+        return
+    print(json.dumps({"error": {"kind": kind, "message": str(exc), "problems": problems}},
+                     indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(argv)
     args, extra = parser.parse_known_args(argv)
@@ -253,9 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
+        _json_error(args, "spec", exc, [_problem_json(p) for p in exc.problems])
         return 2
     except ConvergentError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        problems = []
+        if isinstance(exc, BuildError):
+            problems = [{"message": exc.message, "file": exc.file, "line": exc.line,
+                         "column": exc.column}]
+        _json_error(args, "build" if isinstance(exc, BuildError) else "error", exc, problems)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -91,11 +91,28 @@ class BuildError(ConvergentError):
     """The machine cannot be tabulated: the message names the function and the state."""
 
     def __init__(self, message: str, *, name: str | None = None,
-                 state: dict[str, Any] | None = None, value: Any = None) -> None:
+                 state: dict[str, Any] | None = None, value: Any = None,
+                 file: str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
         self.name = name
         self.state = state
         self.value = value
+        self.message = message
+        self.file, self.line, self.column = file, line, column
         super().__init__(message)
+
+    def at(self, file: str | None, line: int | None, column: int | None) -> BuildError:
+        """Locate the error at the rule it is about (a spec file's line), once:
+        the first, innermost location wins."""
+        if self.file is None and file is not None:
+            self.file, self.line, self.column = file, line, column
+            self.args = (str(self),)
+        return self
+
+    def __str__(self) -> str:
+        if self.file is None:
+            return self.message
+        return str(Problem(self.message, self.file, self.line, self.column))
 
 
 class ConvergenceError(ConvergentError):

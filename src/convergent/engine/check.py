@@ -554,7 +554,22 @@ def analyze(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False
     to commute when none was declared, find every pair that commutes, treat
     those as independent and report the rest as causal-order obligations
     (declared pairs must still commute)."""
-    return _Checker(spec, scope, strict, progress, independent).run()
+    try:
+        return _Checker(spec, scope, strict, progress, independent).run()
+    except BuildError as exc:
+        raise _locate(spec, exc) from exc.__cause__
+
+
+def _locate(spec: MachineSpec, exc: BuildError) -> BuildError:
+    """A build error about one rule points at that rule's place in its spec
+    file (``bank.yaml:14:7: event 'add' assigns ...``)."""
+    if exc.file is not None:
+        return exc
+    if exc.name is not None:
+        for rule in (*spec.events, *spec.invariants):
+            if rule.name == exc.name and rule.where.file is not None:
+                return exc.at(rule.where.file, rule.where.line, rule.where.column)
+    return exc.at(spec.source, None, None) if spec.source else exc
 
 
 def check(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,

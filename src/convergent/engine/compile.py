@@ -245,8 +245,17 @@ def _check_declared(cm: CompiledMachine) -> None:
 
 def compile_machine(spec: MachineSpec) -> CompiledMachine:
     m = _Machine(spec.vars)
-    events = [_compile_event(m, e, i) for i, e in enumerate(spec.events)]
-    invariants = [_compile_invariant(m, inv, i) for i, inv in enumerate(spec.invariants)]
+    events, invariants = [], []
+    for i, e in enumerate(spec.events):
+        try:
+            events.append(_compile_event(m, e, i))
+        except BuildError as exc:
+            raise exc.at(e.where.file, e.where.line, e.where.column) from exc.__cause__
+    for i, inv in enumerate(spec.invariants):
+        try:
+            invariants.append(_compile_invariant(m, inv, i))
+        except BuildError as exc:
+            raise exc.at(inv.where.file, inv.where.line, inv.where.column) from exc.__cause__
     cm = CompiledMachine(spec, m, events, invariants)
     _check_declared(cm)
     return cm

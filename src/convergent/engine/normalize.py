@@ -47,7 +47,7 @@ class Normalizer:
                 bad = undecided & inv.holds.err[p]
                 if bad.any():
                     self._fail_eval(f"the holds of invariant {inv.name!r} cannot be "
-                                    "evaluated", int(np.flatnonzero(bad)[0]))
+                                    "evaluated", int(np.flatnonzero(bad)[0]), r_inv=inv.name)
             first_fail[undecided & ~h] = inv.index
         self.first_fail = first_fail
         self.valid = first_fail < 0

@@ -188,8 +188,14 @@ def _call_rule(fn: Callable[[StateView], Any], view: StateView, post: Callable[[
     user's and propagates."""
     try:
         return post(fn(view)), False
-    except ConvergentError:
-        raise
+    except BuildError as exc:
+        if exc.state is not None:
+            raise
+        st = state()
+        raise BuildError(f"{exc} (at {_describe(st)})", name=exc.name, state=st) from None
+    except ConvergentError as exc:  # a wrong value, an unknown var: the rule's bug
+        st = state()
+        raise BuildError(f"{what} at {_describe(st)}: {exc}", state=st) from None
     except SystemExit as exc:
         raise BuildError(f"{what} raised SystemExit({exc.code!r}) at "
                          f"{_describe(state())}: a rule must return a value, not exit") from None
@@ -198,6 +204,8 @@ def _call_rule(fn: Callable[[StateView], Any], view: StateView, post: Callable[[
 
 
 def _describe(state: dict[str, Any]) -> str:
+    if not state:
+        return "every state (it read no var)"
     return "{" + ", ".join(f"{k}={'true' if v is True else 'false' if v is False else v}"
                            for k, v in state.items()) + "}"
 

@@ -71,6 +71,7 @@ _INT_OPS = frozenset({"+", "-", "*", "/", "//", "%"})
 _TWO_CHAR_OPS = ("==", "!=", "<=", ">=", "//")
 _ONE_CHAR_OPS = "<>+-*/%(),"
 _HINTS = {"&": "and", "|": "or", "!": "not", "=": "=="}
+MAX_DIGITS = 400  # an int literal; far past 64 bits, far below Python's str->int limit
 
 
 # --------------------------------------------------------------------------- tokens
@@ -113,6 +114,10 @@ def _tokenize(text: str) -> list[_Tok]:
                 j += 1
             if j < n and (text[j].isalpha() or text[j] == "_"):
                 raise _SyntaxProblem(i, f"malformed number {text[i:j + 1]!r}")
+            if j - i > MAX_DIGITS:
+                raise _SyntaxProblem(i, f"number with {j - i} digits (at most {MAX_DIGITS})")
+            if not text[i:j].isascii():
+                raise _SyntaxProblem(i, f"malformed number {text[i:j]!r} (ASCII digits only)")
             toks.append(_Tok("int", text[i:j], i, j))
             i = j
         elif c.isascii() and (c.isalpha() or c == "_"):
@@ -155,6 +160,25 @@ class _Node:
     value: Any = None  # lit: bool|int; str: value; name: name; bin: op; call: function
     args: tuple[_Node, ...] = ()
     pos: int = 0  # offset of the operator (bin) for messages
+    depth: int = 1  # of the tree below and including this node
+
+
+MAX_NESTING = 40
+"""Parentheses, ``not``, unary minus, ``if`` and calls nested in one another."""
+MAX_DEPTH = 120
+"""Levels of the syntax tree (a chain ``a + b + ...`` adds one per term).
+Both caps keep parsing, type checking and evaluation well inside Python's
+recursion limit: a deeper expression is a located error, never a crash."""
+
+
+def _node(kind: str, start: int, end: int, value: Any = None, args: tuple[_Node, ...] = (),
+          pos: int = 0) -> _Node:
+    depth = 1 + max((a.depth for a in args), default=0)
+    if depth > MAX_DEPTH:
+        raise _SyntaxProblem(pos or start, f"expression nested too deeply (more than "
+                                           f"{MAX_DEPTH} levels)",
+                             "split it, e.g. into several invariants or events")
+    return _Node(kind, start, end, value, args, pos, depth)
 
 
 class _Parser:
@@ -164,6 +188,15 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.nesting = 0
+
+    def _enter(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise _SyntaxProblem(self.tok.pos, f"expression nested too deeply (more than "
+                                               f"{MAX_NESTING} levels of parentheses, not, "
+                                               "unary minus, if or calls)",
+                                 "split it, e.g. into several invariants or events")
 
     @property
     def tok(self) -> _Tok:
@@ -199,6 +232,13 @@ class _Parser:
         return node
 
     def expr(self) -> _Node:
+        self._enter()
+        try:
+            return self._expr()
+        finally:
+            self.nesting -= 1
+
+    def _expr(self) -> _Node:
         if self._at("if"):
             start = self._take().pos
             cond = self.expr()
@@ -206,7 +246,7 @@ class _Parser:
             then = self.expr()
             self._expect("else", "in 'if ... then ... else ...'")
             other = self.expr()
-            return _Node("if", start, other.end, args=(cond, then, other))
+            return _node("if", start, other.end, args=(cond, then, other))
         return self.implies()
 
     def implies(self) -> _Node:
@@ -214,7 +254,7 @@ class _Parser:
         if self._at("implies"):
             op = self._take()
             right = self.implies()
-            return _Node("bin", left.start, right.end, "implies", (left, right), op.pos)
+            return _node("bin", left.start, right.end, "implies", (left, right), op.pos)
         return left
 
     def _left_assoc(self, ops: tuple[str, ...], sub: Callable[[], _Node]) -> _Node:
@@ -222,7 +262,7 @@ class _Parser:
         while self._at(*ops):
             op = self._take()
             right = sub()
-            left = _Node("bin", left.start, right.end, op.text, (left, right), op.pos)
+            left = _node("bin", left.start, right.end, op.text, (left, right), op.pos)
         return left
 
     def or_(self) -> _Node:
@@ -234,8 +274,12 @@ class _Parser:
     def not_(self) -> _Node:
         if self._at("not"):
             start = self._take().pos
-            arg = self.not_()
-            return _Node("not", start, arg.end, args=(arg,))
+            self._enter()
+            try:
+                arg = self.not_()
+            finally:
+                self.nesting -= 1
+            return _node("not", start, arg.end, args=(arg,))
         return self.cmp()
 
     def cmp(self) -> _Node:
@@ -243,7 +287,7 @@ class _Parser:
         if self._at(*_CMP_OPS):
             op = self._take()
             right = self.sum()
-            return _Node("bin", left.start, right.end, op.text, (left, right), op.pos)
+            return _node("bin", left.start, right.end, op.text, (left, right), op.pos)
         return left
 
     def sum(self) -> _Node:
@@ -255,8 +299,12 @@ class _Parser:
     def unary(self) -> _Node:
         if self._at("-"):
             start = self._take().pos
-            arg = self.unary()
-            return _Node("neg", start, arg.end, args=(arg,))
+            self._enter()
+            try:
+                arg = self.unary()
+            finally:
+                self.nesting -= 1
+            return _node("neg", start, arg.end, args=(arg,))
         return self.atom()
 
     def atom(self) -> _Node:
@@ -279,7 +327,8 @@ class _Parser:
             self._take()
             inner = self.expr()
             close = self._expect(")", "to close '('")
-            return _Node(inner.kind, t.pos, close.end, inner.value, inner.args, inner.pos)
+            return _Node(inner.kind, t.pos, close.end, inner.value, inner.args, inner.pos,
+                         inner.depth)
         if self._at("if"):
             raise _SyntaxProblem(t.pos, "an 'if' inside an operator must be parenthesized",
                                  "write '(if c then a else b)'")
@@ -294,7 +343,7 @@ class _Parser:
                 self._take()
                 args.append(self.expr())
         close = self._expect(")", f"to close the call of {name.text}(")
-        return _Node("call", name.pos, close.end, name.text, tuple(args), name.pos)
+        return _node("call", name.pos, close.end, name.text, tuple(args), name.pos)
 
 
 # --------------------------------------------------------------------------- compiled code
@@ -919,6 +968,11 @@ def _compile(text: str, vars: Mapping[str, Var], expected: Expected, where: Loca
         code = _Checker(text, vars, unknown_ok).check(tree, want)
     except _Skip:
         return None
+    except RecursionError:  # pragma: no cover - the caps above come first
+        p = _SyntaxProblem(0, "expression nested too deeply")
+        line, column = _locate(where, text, 0, pinpoint)
+        raise SpecError(Problem(p.message + (f" in {what}" if what else ""), where.file,
+                                line, column)) from None
     except _SyntaxProblem as p:
         line, column = _locate(where, text, p.pos, pinpoint)
         message = p.message + (f" in {what}" if what else "") + (f" ({p.hint})" if p.hint else "")

@@ -89,11 +89,57 @@ def loads_spec(text: str, filename: str = "<string>") -> MachineSpec:
 # --------------------------------------------------------------------------- parsing
 
 
+MAX_SPEC_CHARS = 4 * 2**20
+"""A spec is read whole; a bigger file is refused before parsing."""
+MAX_NESTING = 64
+"""Collections nested in one another (flow ``[``/``{``, or block indentation):
+a machine spec needs a handful; the YAML parser recurses on each level."""
+
+
+# what YAML 1.2 calls non-printable (tab, LF and CR are allowed; splitlines
+# already took the line breaks)
+_NOT_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f"
+                            "\ud800-\udfff\ufffe\uffff]")
+
+
+def _check_shape(text: str, filename: str) -> None:
+    """Refuse, before any parsing, a text too big or nested too deeply for
+    the YAML parser to handle quickly and without recursing out of stack."""
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecError(Problem(f"the spec is {len(text):,} characters long "
+                                f"(at most {MAX_SPEC_CHARS:,})", filename))
+    depth = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        indent = len(line) - len(line.lstrip(" -?:\t"))
+        if indent > 4 * MAX_NESTING:
+            raise SpecError(Problem(f"nested too deeply: indented {indent} columns "
+                                    f"(a spec nests at most {MAX_NESTING} levels)",
+                                    filename, lineno, indent))
+        bad = _NOT_PRINTABLE.search(line)
+        if bad:
+            raise SpecError(Problem(f"character U+{ord(bad.group()):04X} is not allowed in a "
+                                    "spec (YAML allows printable characters, tab and newline)",
+                                    filename, lineno, bad.start() + 1))
+        for col, c in enumerate(line, 1):
+            if c == "#" and (col == 1 or line[col - 2] in " \t"):
+                break
+            if c in "[{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise SpecError(Problem(f"nested too deeply: more than {MAX_NESTING} "
+                                            "levels of [ ] or { }", filename, lineno, col))
+            elif c in "]}":
+                depth = max(0, depth - 1)
+
+
 def _parse(text: str, filename: str) -> Any:
+    _check_shape(text, filename)
     yaml = YAML(typ="rt", pure=True)
     yaml.version = (1, 2)
     try:
         return yaml.load(text)
+    except RecursionError:  # pragma: no cover - _check_shape refuses such depth first
+        raise SpecError(Problem("nested too deeply to parse", filename)) from None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         message = _yaml_message(e)
@@ -101,7 +147,14 @@ def _parse(text: str, filename: str) -> Any:
         column = mark.column + 1 if mark else None
         raise SpecError(Problem(message, filename, line, column)) from None
     except YAMLError as e:
-        raise SpecError(Problem(f"not valid YAML or JSON: {e}", filename)) from None
+        line = column = None
+        position = getattr(e, "position", None)
+        if isinstance(position, int):
+            before = text[:position]
+            line = before.count("\n") + 1
+            column = position - (before.rfind("\n") + 1) + 1
+        raise SpecError(Problem(f"not valid YAML or JSON: {e}", filename, line or 1,
+                                column)) from None
 
 
 def _yaml_message(e: MarkedYAMLError) -> str:
@@ -528,9 +581,12 @@ class _Loader:
         for i, name in enumerate(items):
             name = _plain(name)
             where = self.at(items, item=i)
+            if not isinstance(name, str):
+                self.problem(where, f"{what}: expected a var name, got {_show(name)}")
+                continue
             if name in self.broken_vars:
                 continue
-            if not isinstance(name, str) or name not in self.vars:
+            if name not in self.vars:
                 self.problem(where, f"{what}: unknown var {_show(name)} "
                                     f"({self.known_vars(str(name))})")
             elif name in out:

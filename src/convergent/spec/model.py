@@ -224,6 +224,13 @@ class StateView:
         """The assignments made along this chain of ``set`` calls."""
         return dict(self._writes)
 
+    def __contains__(self, key: object) -> bool:
+        raise SpecError(f"`{key!r} in s` is not defined on a state: every var is always "
+                        "there; read one with s[var] (e.g. s[status] == 'paid')")
+
+    def __iter__(self) -> Any:
+        raise SpecError("a state cannot be iterated: read each var with s[var]")
+
     def __repr__(self) -> str:
         return f"StateView(writes={self._writes!r})"
 
@@ -245,7 +252,7 @@ def check_assignable(var: Var, value: Any) -> None:
     elif var.kind == "int":
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise SpecError(f"{var.name}={value!r} (expected an int)")
-    elif value not in var.values:
+    elif not (isinstance(value, str) and value in var.values):
         raise SpecError(f"{var.name}={value!r} (expected one of {', '.join(var.values)})")
 
 
