@@ -52,6 +52,10 @@ EXTENSIONS = {
     "replica": "convergent.runtime.cli",
     "emit": "convergent.runtime.cli",
     "consensus": "convergent.consensus.cli",
+    "diagram": "convergent.viz.cli",
+    "serve": "convergent.web.cli",
+    "audit": "convergent.durable.cli",
+    "entity": "convergent.durable.cli",
 }
 
 
