@@ -106,6 +106,8 @@ function hashHead(doc) {
     verified: Boolean(ver.verified),
     verdict: ver.verdict ?? "unknown",
     tables: { width: doc.tables.width, fires: Boolean(doc.tables.fires) },
+    // event families (parameterized events) are covered when a file has them
+    ...(doc.families !== undefined ? { families: doc.families } : {}),
   };
 }
 

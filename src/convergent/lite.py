@@ -102,6 +102,8 @@ def hash_head(doc: Mapping[str, Any]) -> dict[str, Any]:
         "verified": bool(ver.get("verified", False)),
         "verdict": ver.get("verdict", "unknown"),
         "tables": {"width": doc["tables"]["width"], "fires": bool(doc["tables"]["fires"])},
+        # event families (parameterized events) are covered when a file has them
+        **({"families": doc["families"]} if "families" in doc else {}),
     }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .engine.check import Analysis
 from .engine.report import Report
 from .errors import MachineUsageError
-from .spec.model import Var
+from .spec.model import Family, Var
 
 __all__ = ["Machine", "State"]
 
@@ -79,6 +79,7 @@ class Machine:
     report: Report | None
     meta: dict[str, Any]
     independent: frozenset[frozenset[str]]
+    families: dict[str, Family]
     policy_digest: str
     size: int
     initial: State
@@ -116,7 +117,7 @@ class Machine:
             events=tuple(e.name for e in cm.events), step=an.step,
             initial_id=an.initial_id, report=an.report, analysis=an,
             independent=an.independent if an.step is not None else cm.spec.independent,
-            policy_digest=an.report.policy_digest)
+            policy_digest=an.report.policy_digest, families=cm.spec.families)
 
     @classmethod
     def _from_tables(cls, *, name: str, version: int, vars: tuple[Var, ...],
@@ -126,7 +127,8 @@ class Machine:
                      analysis: Analysis | None = None,
                      meta: dict[str, Any] | None = None,
                      independent: Iterable[tuple[str, str]] = (),
-                     policy_digest: str = "") -> Machine:
+                     policy_digest: str = "",
+                     families: Iterable[Family] = ()) -> Machine:
         """A machine over ready tables: ``step`` (E, N); ``nf``/``valid``/``fires``
         (full tables) are computed from ``analysis`` on first use when absent."""
         self = object.__new__(cls)
@@ -141,6 +143,8 @@ class Machine:
             frozenset(p) for p in independent)
         #: SHA-256 of the machine's meaning (see engine/digest.py)
         self.policy_digest = policy_digest
+        #: parameterized events by family name (instances are in ``events``)
+        self.families = {f.name: f for f in families}
         self._step = step
         if step.flags.writeable:
             step.setflags(write=False)
@@ -235,6 +239,27 @@ class Machine:
             raise MachineUsageError(f"unknown event {event!r} (known: "
                                     f"{', '.join(self.events)})") from None
 
+    def instance(self, family: str, *args: Any) -> str:
+        """The name of one instance of an event family: ``instance("withdraw",
+        40) == "withdraw(40)"``; arguments are checked against the params."""
+        from .spec.params import instance_name
+        fam = self.families.get(family)
+        if fam is None:
+            known = ", ".join(self.families) or "none"
+            raise MachineUsageError(f"{family!r} is not an event family of {self.name!r} "
+                                    f"(families: {known})")
+        if len(args) != len(fam.params):
+            raise MachineUsageError(f"{family} takes {len(fam.params)} argument(s) "
+                                    f"({', '.join(p.name for p in fam.params)}), got {len(args)}")
+        for p, a in zip(fam.params, args):
+            ok = (isinstance(a, (bool, np.bool_)) if p.kind == "bool" else
+                  isinstance(a, str) if p.kind == "enum" else
+                  isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)))
+            if not ok or a not in p.values:
+                raise MachineUsageError(f"{family}: {p.name}={a!r} is outside its domain "
+                                        f"({p.describe()})")
+        return instance_name(family, args)
+
     def _own(self, state: State) -> int:
         if not isinstance(state, State) or state._machine is not self:
             raise MachineUsageError(f"{state!r} is not a state of machine {self.name!r}")
@@ -242,10 +267,13 @@ class Machine:
 
     # ------------------------------------------------------------ API
 
-    def apply(self, state: State, event: str | int) -> State:
-        """The normalized state after ``event`` (a no-op when its guard is false)."""
+    def apply(self, state: State, event: str | int, *args: Any) -> State:
+        """The normalized state after ``event`` (a no-op when its guard is false).
+        For an event family, pass its arguments: ``apply(s, "withdraw", 40)``."""
         if state.__class__ is not State or state._machine is not self:
             self._own(state)
+        if args:
+            event = self.instance(event, *args)  # type: ignore[arg-type]
         row = self._rows.get(event)
         if row is None:
             row = self._step[self._event(event)]
@@ -262,12 +290,16 @@ class Machine:
         from .engine.digest import state_digest
         return state_digest(self.policy_digest, self.decode(state))
 
-    def apply_id(self, state_id: int, event: str | int) -> int:
+    def apply_id(self, state_id: int, event: str | int, *args: Any) -> int:
         """``apply`` on raw state ids: the fastest path, for hot loops."""
+        if args:
+            event = self.instance(event, *args)  # type: ignore[arg-type]
         return int(self._step[self._event(event), state_id])
 
-    def apply_many(self, states: np.ndarray, event: str | int) -> np.ndarray:
+    def apply_many(self, states: np.ndarray, event: str | int, *args: Any) -> np.ndarray:
         """Vectorized ``apply`` over an array of state ids."""
+        if args:
+            event = self.instance(event, *args)  # type: ignore[arg-type]
         ids = np.asarray(states)
         if ids.dtype.kind not in "iu":
             raise MachineUsageError(f"apply_many needs an int array of state ids, got {ids.dtype}")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BuildError
-from ..spec.model import MachineSpec
+from ..spec.model import Event, Invariant, MachineSpec
 from .compile import CompiledEvent, CompiledMachine, compile_machine
 from .decode import describe_state, full_to_state, local_to_state
 from .delivery import commutes, delivery
@@ -510,23 +510,11 @@ MAX_STATES = 2**33
 
 def _check_size(cm: CompiledMachine, full: Space) -> None:
     """Refuse, with a clear message, a machine whose tables cannot fit: the
-    engine enumerates every state, so size is a property of the spec."""
-    n, e = full.size, max(1, len(cm.events))
-    sizes = " x ".join(str(v.size) for v in cm.m.vars)
-    if n > MAX_STATES:
-        raise BuildError(f"{cm.spec.name!r} has {n:,} states ({sizes}); convergent enumerates "
-                         f"every state and supports up to {MAX_STATES:,}: narrow the int ranges "
-                         "or split the entity")
-    need = n * e * full.dtype.itemsize
-    try:
-        import os
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return
-    if need > 0.9 * ram:
-        raise BuildError(f"{cm.spec.name!r} needs {need / 2**30:.1f} GiB of step tables "
-                         f"({n:,} states x {e} events) but this machine has "
-                         f"{ram / 2**30:.1f} GiB of memory")
+    engine enumerates every state, so size is a property of the spec (the
+    estimate and its calibration are in ``budget``)."""
+    from .budget import enforce, estimate
+    enforce(estimate(full.size, len(cm.events)), name=cm.spec.name,
+            sizes=[v.size for v in cm.m.vars], max_states=MAX_STATES)
 
 
 def _explain_error(cm: CompiledMachine, e: CompiledEvent, state: dict[str, Any]) -> str:
@@ -566,7 +554,8 @@ def _locate(spec: MachineSpec, exc: BuildError) -> BuildError:
     if exc.file is not None:
         return exc
     if exc.name is not None:
-        for rule in (*spec.events, *spec.invariants):
+        rules: list[Event | Invariant] = [*spec.events, *spec.invariants]
+        for rule in rules:
             if rule.name == exc.name and rule.where.file is not None:
                 return exc.at(rule.where.file, rule.where.line, rule.where.column)
     return exc.at(spec.source, None, None) if spec.source else exc

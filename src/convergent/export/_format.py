@@ -26,7 +26,7 @@ from ..engine.report import (
     WFCResult,
 )
 from ..errors import MachineUsageError
-from ..spec.model import Var
+from ..spec.model import Family, Var
 from ._errors import MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +99,10 @@ def metadata(m: Machine, *, fires: bool) -> dict[str, Any]:
         "policy_digest": m.policy_digest,
         "tables": {"width": lite.table_width(m.size), "fires": fires},
         "verification": verification_block(m),
+        **({"families": {f.name: {"params": [var_entry(p) for p in f.params],
+                                  "instances": list(f.instances)}
+                         for f in m.families.values()}}
+           if m.families else {}),
     }
 
 
@@ -188,6 +192,26 @@ def summary_report(*, name: str, version: int, verified: bool, verdict: str, siz
         seconds={}, initial=initial, events=list(events), version=version)
 
 
+def families_from_meta(raw: Any, events: list[str]) -> tuple[Family, ...]:
+    """Event families of a file, checked: every instance is an event of the file."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise MachineFileError("families must be a mapping {family: {params, instances}}")
+    known = set(events)
+    out = []
+    for name, body in raw.items():
+        try:
+            params = tuple(var_from_entry(p) for p in body["params"])
+            instances = tuple(body["instances"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MachineFileError(f"corrupt family {name!r} ({exc!r})") from None
+        if not all(isinstance(i, str) and i in known for i in instances):
+            raise MachineFileError(f"family {name!r} names instances that are not events")
+        out.append(Family(str(name), params, instances))
+    return tuple(out)
+
+
 def build_machine(meta: Mapping[str, Any], vars_: list[dict[str, Any]], *, nf: np.ndarray,
                   step: np.ndarray, fires: np.ndarray | None, valid: np.ndarray,
                   extra_meta: dict[str, Any]) -> Machine:
@@ -210,7 +234,8 @@ def build_machine(meta: Mapping[str, Any], vars_: list[dict[str, Any]], *, nf: n
         name=meta["name"], version=meta["version"], vars=vs, events=tuple(events), step=step,
         initial_id=meta["initial"], report=report, nf=nf, valid=valid, fires=fires,
         meta=extra_meta, independent=[tuple(p) for p in pairs],
-        policy_digest=meta.get("policy_digest", ""))
+        policy_digest=meta.get("policy_digest", ""),
+        families=families_from_meta(meta.get("families"), events))
     if report is None:
         m.report = summary_report(
             name=m.name, version=m.version, verified=bool(ver.get("verified")),

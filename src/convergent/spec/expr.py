@@ -381,7 +381,7 @@ class _Code:
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-class _WideCols(dict):  # type: ignore[type-arg]
+class _WideCols(dict[str, Any]):
     """The columns of one evaluation in exact mode: int columns are read as
     object arrays of Python ints, and int constants stay Python ints."""
 

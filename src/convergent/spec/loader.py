@@ -39,10 +39,12 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from ..errors import Problem, SpecError
 from .expr import KEYWORDS, CompiledExpr, Expected, _compile, expression_source
+from .params import expand_family, expand_pairs
 from .model import (
     MAX_DOMAIN,
     Assignment,
     Event,
+    Family,
     Invariant,
     Location,
     MachineSpec,
@@ -57,7 +59,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _TOP_KEYS = ("machine", "version", "vars", "initial", "invariants", "events", "independent")
 _INVARIANT_KEYS = ("name", "holds", "repair", "watches")
-_EVENT_KEYS = ("guard", "apply", "reads", "writes")
+_EVENT_KEYS = ("guard", "apply", "reads", "writes", "params")
 
 
 def load_spec(path: str | os.PathLike[str]) -> MachineSpec:
@@ -215,6 +217,8 @@ class _Loader:
         self.problems: list[Problem] = []
         self.vars: dict[str, Var] = {}
         self.broken_vars: set[str] = set()
+        self.params: dict[str, Var] = {}          # of the event being read
+        self.families: dict[str, Family] = {}
 
     # -- locations
     def at(self, node: Any, key: Any = None, *, item: int | None = None,
@@ -312,7 +316,8 @@ class _Loader:
             raise SpecError(self.problems)
         return MachineSpec(name=name, vars=vars_, invariants=invariants, events=events,
                            independent=independent, initial=initial, version=version,
-                           independent_all=independent_all, source=self.file)
+                           independent_all=independent_all, source=self.file,
+                           families=tuple(self.families.values()))
 
     # -- vars
     def vars_section(self, top: Mapping[str, Any]) -> tuple[Var, ...]:
@@ -494,9 +499,41 @@ class _Loader:
             if not self.identifier(name, where, "event"):
                 continue
             event = self.event(name, body, node, where)
-            if event is not None:
+            if event is None:
+                continue
+            params = self.params
+            self.params = {}
+            if params:
+                family, instances = expand_family(event, tuple(params.values()))
+                self.families[name] = family
+                out.extend(instances)
+            else:
                 out.append(event)
         return tuple(out)
+
+    def params_section(self, node: Mapping[str, Any], label: str) -> dict[str, Var] | None:
+        """An event's ``params: {name: bool | {enum: [...]} | {int: [lo, hi]}}``."""
+        where = self.at(node, "params", value=True)
+        body = self.mapping(node["params"], where, f"params of {label}")
+        if body is None:
+            return None
+        if not body:
+            self.problem(where, f"params of {label} is empty (leave it out for a plain event)")
+            return None
+        out: dict[str, Var] = {}
+        for pname, decl in body.items():
+            pwhere = self.at(body, pname)
+            if not self.identifier(pname, pwhere, "param"):
+                return None
+            if pname in KEYWORDS or pname in self.vars or pname in self.broken_vars:
+                self.problem(pwhere, f"param '{pname}' of {label} has the name of a "
+                                     f"{'keyword' if pname in KEYWORDS else 'var'}")
+                return None
+            var = self.var(pname, decl, body)
+            if var is None:
+                return None
+            out[pname] = var
+        return out
 
     def event(self, name: str, body: Any, parent: Mapping[str, Any],
               where: Location) -> Event | None:
@@ -505,6 +542,12 @@ class _Loader:
         if node is None:
             return None
         self.keys(node, _EVENT_KEYS, ("apply",), label)
+        self.params = {}
+        if "params" in node:
+            params = self.params_section(node, label)
+            if params is None:
+                return None
+            self.params = params
         guard = self.predicate(node, "guard", f"guard of {label}") if "guard" in node else None
         apply = self.assignment(node, "apply", f"apply of {label}")
         reads = self.names(node, "reads", f"reads of {label}")
@@ -525,7 +568,8 @@ class _Loader:
             return None
         start, exact = self.text_start(where, source)
         try:
-            return _compile(source, self.vars, expected, start, what, exact,
+            scope = {**self.vars, **self.params} if self.params else self.vars
+            return _compile(source, scope, expected, start, what, exact,
                             frozenset(self.broken_vars))
         except SpecError as e:
             self.problems.extend(e.problems)
@@ -549,6 +593,11 @@ class _Loader:
         ok = True
         for target in body:
             if target in self.broken_vars:
+                ok = False
+                continue
+            if target in self.params:
+                self.problem(self.at(body, target), f"{what} assigns to param '{target}': "
+                                                    "params are read-only arguments")
                 ok = False
                 continue
             if target not in self.vars:
@@ -602,6 +651,7 @@ class _Loader:
         distinct events in event order."""
         node = _plain(top.get("independent", "all"))
         names = [e.name for e in events]
+        families = dict(self.families)
         if node == "all":
             pairs = tuple((a, b) for i, a in enumerate(names) for b in names[i + 1:])
             return pairs, True
@@ -613,10 +663,10 @@ class _Loader:
         declared = self.declared_events(top)
         out: list[tuple[str, str]] = []
         for i, pair in enumerate(node):
-            checked = self.pair(pair, self.at(node, item=i), declared)
+            checked = self.pair(pair, self.at(node, item=i), declared, families)
             if checked is not None and checked not in out and checked[::-1] not in out:
                 out.append(checked)
-        return tuple(out), False
+        return tuple(expand_pairs(out, families)), False
 
     def declared_events(self, top: Mapping[str, Any]) -> set[str]:
         """Event names as written, even those whose body has problems (so a
@@ -624,7 +674,8 @@ class _Loader:
         events = top.get("events")
         return {str(k) for k in events} if isinstance(events, Mapping) else set()
 
-    def pair(self, pair: Any, where: Location, declared: set[str]) -> tuple[str, str] | None:
+    def pair(self, pair: Any, where: Location, declared: set[str],
+             families: Mapping[str, Family]) -> tuple[str, str] | None:
         if not isinstance(pair, list) or len(pair) != 2:
             self.problem(where, f"independent: expected a pair [event, event], got {_show(pair)}")
             return None
@@ -637,7 +688,7 @@ class _Loader:
                 self.problem(self.at(pair, item=i),
                              f"independent pair [{a}, {b}] names unknown event {_show(name)}{hint}")
                 ok = False
-        if ok and a == b:
+        if ok and a == b and a not in families:
             self.problem(where, f"independent pair [{a}, {b}] names event '{a}' twice "
                                 f"(an event always commutes with itself)")
             ok = False

@@ -27,6 +27,7 @@ __all__ = [
     "EvalError",
     "Event",
     "Expr",
+    "Family",
     "Invariant",
     "Location",
     "MachineSpec",
@@ -331,12 +332,31 @@ class Invariant:
 
 @dataclass(frozen=True)
 class Event:
+    """One event. An instance of a parameterized family (``withdraw(40)``)
+    is an ordinary event whose rules have the arguments bound: it names its
+    ``family`` and ``args`` so reports, machines and exports can group them."""
+
     name: str
     apply: Assignment
     guard: Predicate | None = None
     reads: tuple[str, ...] | None = None
     writes: tuple[str, ...] | None = None
     where: Location = Location()
+    family: str | None = None
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Family:
+    """A parameterized event: one instance per combination of its params'
+    values (params are declared like vars: bool, enum or int range)."""
+
+    name: str
+    params: tuple[Var, ...]
+    instances: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": [p.to_dict() for p in self.params], "instances": list(self.instances)}
 
 
 @dataclass(frozen=True)
@@ -352,6 +372,7 @@ class MachineSpec:
     version: int = 1
     independent_all: bool = False
     source: str | None = None
+    families: tuple[Family, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []

@@ -62,6 +62,7 @@ class Registry:
         self._invariants: dict[str, Invariant] = {}
         self._events: dict[str, Event] = {}
         self._pairs: list[tuple[str, str]] = []
+        self._params: dict[str, tuple[Var, ...]] = {}
         self._analysis: dict[tuple[str, bool], Analysis] = {}
 
     # ------------------------------------------------------------ vars
@@ -122,15 +123,22 @@ class Registry:
 
     # ------------------------------------------------------------ rules
 
-    def _predicate(self, f: PredicateLike, what: str) -> Predicate:
+    def _scope(self, params: tuple[Var, ...] = ()) -> dict[str, Var]:
+        scope = dict(self._vars)
+        scope.update({p.name: p for p in params})
+        return scope
+
+    def _predicate(self, f: PredicateLike, what: str, params: tuple[Var, ...] = ()
+                   ) -> Predicate:
         if isinstance(f, str):
             from .expr import compile_predicate
-            return compile_predicate(f, dict(self._vars), Location())
+            return compile_predicate(f, self._scope(params), Location())
         if callable(f):
             return Predicate(fn=f, text=what)
         raise SpecError(f"{what}: expected a callable or an expression string, got {f!r}")
 
-    def _assignment(self, f: AssignmentLike, what: str) -> Assignment:
+    def _assignment(self, f: AssignmentLike, what: str, params: tuple[Var, ...] = ()
+                    ) -> Assignment:
         if isinstance(f, Mapping):
             mapping: dict[str, Any] = {}
             for key, value in f.items():
@@ -141,7 +149,7 @@ class Registry:
                         value = repr(value)
                 mapping[var.name] = value
             from .expr import compile_assignment
-            return compile_assignment(mapping, dict(self._vars), Location())
+            return compile_assignment(mapping, self._scope(params), Location())
         if callable(f):
             return Assignment(fn=f, text=what)
         raise SpecError(f"{what}: expected a callable or a {{var: value}} mapping, got {f!r}")
@@ -165,16 +173,40 @@ class Registry:
         return self
 
     def event(self, name: str, *, apply: AssignmentLike, guard: PredicateLike | None = None,
-              reads: Any = None, writes: Any = None) -> Registry:
+              reads: Any = None, writes: Any = None,
+              params: Mapping[str, Any] | None = None) -> Registry:
         """An event: when ``guard`` holds, ``apply`` (a simultaneous assignment);
-        a false guard makes it a no-op."""
+        a false guard makes it a no-op.
+
+        ``params`` makes it a family, one event per combination of values
+        (``params={"amount": (1, 100)}``: ints ``(lo, hi)`` or a ``range``,
+        enums a list of strings, ``bool``). Functions then take the params as
+        keyword arguments (``apply=lambda s, amount: ...``); strings name them
+        like vars. Instances are named ``withdraw(40)``; a pair naming the
+        family covers all its instances."""
         _identifier("event", name)
         if name in self._events:
             raise SpecError(f"duplicate event name {name!r}")
+        pvars: tuple[Var, ...] = ()
+        if params is not None:
+            from .params import param_var
+            if not isinstance(params, Mapping) or not params:
+                raise SpecError(f"event {name!r}: params must be a non-empty mapping "
+                                f"{{name: domain}}, got {params!r}")
+            for pname in params:
+                _identifier("param", pname)
+                if pname in self._vars:
+                    raise SpecError(f"event {name!r}: param {pname!r} has the name of a var")
+            pvars = tuple(param_var(name, pname, dom) for pname, dom in params.items())
         self._events[name] = Event(
-            name, self._assignment(apply, f"apply of event {name!r}"),
-            None if guard is None else self._predicate(guard, f"guard of event {name!r}"),
+            name, self._assignment(apply, f"apply of event {name!r}", pvars),
+            None if guard is None else self._predicate(guard, f"guard of event {name!r}",
+                                                       pvars),
             self._names("reads", reads), self._names("writes", writes))
+        if pvars:
+            self._params[name] = pvars
+        else:
+            self._params.pop(name, None)
         self._analysis.clear()
         return self
 
@@ -184,7 +216,7 @@ class Registry:
         for n in (a, b):
             if n not in self._events:
                 raise SpecError(f"independent({a!r}, {b!r}): unknown event {n!r}")
-        if a == b:
+        if a == b and a not in self._params:
             raise SpecError(f"independent({a!r}, {b!r}) names {a!r} twice")
         if (a, b) not in self._pairs and (b, a) not in self._pairs:
             self._pairs.append((a, b))
@@ -195,15 +227,26 @@ class Registry:
 
     def spec(self) -> MachineSpec:
         """The neutral model of what was declared."""
+        from .params import expand_family, expand_pairs
         initial = {}
         for var in self._vars.values():
             initial[var.name] = self._initial.get(var.name, var.values[0])
-        names = list(self._events)
-        pairs = tuple(self._pairs) or tuple(
-            (names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names)))
+        events: list[Event] = []
+        families = {}
+        for name, ev in self._events.items():
+            if name in self._params:
+                family, instances = expand_family(ev, self._params[name])
+                families[name] = family
+                events.extend(instances)
+            else:
+                events.append(ev)
+        names = [e.name for e in events]
+        pairs = (tuple(expand_pairs(self._pairs, families)) if self._pairs else tuple(
+            (names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))))
         return MachineSpec(self.name, tuple(self._vars.values()),
-                           tuple(self._invariants.values()), tuple(self._events.values()),
-                           pairs, initial, self.version, independent_all=not self._pairs)
+                           tuple(self._invariants.values()), tuple(events),
+                           pairs, initial, self.version, independent_all=not self._pairs,
+                           families=tuple(families.values()))
 
     def analyze(self, *, scope: str = "reachable", strict: builtins.bool = False,
                 progress: Progress | None = None) -> Analysis:
