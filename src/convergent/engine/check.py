@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,7 +40,10 @@ from .report import (
 )
 from .space import Lifter, Space
 
-__all__ = ["Analysis", "Progress", "analyze", "check"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .compose import ComposedAnalysis
+
+__all__ = ["Analysis", "Progress", "analyze", "analyze_any", "check"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -562,10 +565,41 @@ def _locate(spec: MachineSpec, exc: BuildError) -> BuildError:
 
 
 def check(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
-          progress: Progress | None = None, independent: str = "declared") -> Report:
+          progress: Progress | None = None, independent: str = "declared",
+          method: str = "auto") -> Report:
     """Verify ``spec``; never raises on a failed proof (read ``report.verdict``).
+
+    ``method``: ``"enumerate"`` the whole state space, ``"compose"`` check the
+    groups of vars that share no rule separately and prove the product
+    (engine/compose.py), or ``"auto"``: compose when the machine is too big
+    to enumerate whole (more than ``COMPOSE_ABOVE`` states) and splits.
 
     Raises BuildError when the machine cannot be tabulated (overflow under
     ``overflow: error``, a lying declared footprint, a function that fails)."""
+    return analyze_any(spec, scope=scope, strict=strict, progress=progress,
+                       independent=independent, method=method).report
+
+
+def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
+                progress: Progress | None = None, independent: str = "declared",
+                method: str = "auto") -> Analysis | ComposedAnalysis:
+    """``analyze`` or, where ``method`` says so, the composed analysis."""
+    from .compose import COMPOSE_ABOVE, analyze_composed, split
+    if method not in ("auto", "enumerate", "compose"):
+        raise ValueError(f"method={method!r} (expected 'auto', 'enumerate' or 'compose')")
+    if method != "enumerate":
+        size = 1
+        for v in spec.vars:
+            size *= v.size
+        if method == "compose" or size > COMPOSE_ABOVE:
+            try:
+                cm = compile_machine(spec)
+                comps, idle = split(cm)
+                if len(comps) >= 2 or (comps and idle):
+                    return analyze_composed(spec, scope=scope, strict=strict,
+                                            progress=progress, independent=independent,
+                                            cm=cm, comps=(comps, idle))
+            except BuildError as exc:
+                raise _locate(spec, exc) from exc.__cause__
     return analyze(spec, scope=scope, strict=strict, progress=progress,
-                   independent=independent).report
+                   independent=independent)

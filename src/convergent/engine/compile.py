@@ -47,6 +47,9 @@ class CompiledEvent:
     # clamped back to its own value is neither read nor changed, yet where it
     # saturates depends on it. ``sat`` keeps the vars it varies over.
     sat_space: Space | None = None
+    # every var the rule's code touches (reads on some path, or assigns),
+    # before the semantic reduction: what a sub-machine must hold to run it
+    syntactic: frozenset[int] = frozenset()
 
     @property
     def sat_on(self) -> Space:
@@ -61,6 +64,7 @@ class CompiledInvariant:
     repair: AssignTable        # over its semantic reads | writes
     reads: frozenset[int]
     source: Invariant
+    syntactic: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -172,17 +176,20 @@ def _compile_event(m: _Machine, ev: Event, index: int) -> CompiledEvent:
                          err_s if err_s is not None and err_s.any() else None,
                          sat_s,
                          ev_s if ev_s is not None and ev_s.any() else None,
-                         frozenset(reads), frozenset(writes), ev, sat_space)
+                         frozenset(reads), frozenset(writes), ev, sat_space,
+                         frozenset(space.vars))
 
 
 def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvariant:
     what = f"invariant {inv.name!r}"
     h = tabulate_predicate(m, inv.holds, f"holds of {what}")
+    syntactic = set(h.space.vars)
     reads = {v for v in h.space.vars
              if varies(h.value, h.space, v) or (h.err is not None and varies(h.err, h.space, v))}
     hs, (hv, he), _ = _reduce(h.space, reads, [h.value, h.err])
     h = PredTable(hs, hv, he)  # type: ignore[arg-type]
     r = tabulate_assignment(m, inv.repair, f"repair of {what}")
+    syntactic |= set(r.space.vars)
     if r.eval_err is not None:  # canonical no-op where the repair cannot be evaluated
         r.new = np.where(r.eval_err, r.space.ids, r.new).astype(r.new.dtype)
     r_reads = set()
@@ -203,7 +210,7 @@ def _compile_invariant(m: _Machine, inv: Invariant, index: int) -> CompiledInvar
     sat_space, rsat = _sat_table(r.space, r.sat, r_reads | r_writes)
     r = AssignTable(rs, (rnew if rnew is not None else r.new).astype(rs.dtype),
                     tuple(sorted(r_writes)), re_, rsat, None, sat_space)
-    return CompiledInvariant(inv.name, index, h, r, frozenset(reads), inv)
+    return CompiledInvariant(inv.name, index, h, r, frozenset(reads), inv, frozenset(syntactic))
 
 
 def _check_declared(cm: CompiledMachine) -> None:

@@ -13,7 +13,7 @@ from .decode import full_to_state
 if TYPE_CHECKING:  # pragma: no cover
     from .check import _Checker
 
-__all__ = ["commutes", "delivery", "idempotence"]
+__all__ = ["commutes", "contract_words", "delivery", "idempotence"]
 
 Fact = tuple[int | None, tuple[int, int] | None]
 
@@ -68,9 +68,23 @@ def delivery(ck: _Checker, facts: dict[frozenset[str], tuple[int | None, tuple[i
                           "declared": key in declared})
             if not ok:
                 (errors if key in declared else obligations).append([a.name, b.name])
-    need_dedup = [d["event"] for d in not_idem]
+    need_dedup = [str(d["event"]) for d in not_idem]
+    words = contract_words(cm.spec.name, ck.scope, need_dedup, obligations, errors)
+    return {"scope": ck.scope, "mode": ck.independent,
+            "idempotent": {k: (v[1] if ck.scope == "reachable" else v[0]) is None
+                           for k, v in idem.items()},
+            "not_idempotent": not_idem, "order": order,
+            "causal_order_required": obligations, "errors": errors,
+            "auto_independent": ([list(p) for p in pairs] if ck.independent == "auto"
+                                 else None),
+            "contract": words}
+
+
+def contract_words(machine: str, scope: str, need_dedup: list[str],
+                   obligations: list[list[str]], errors: list[list[str]]) -> str:
+    """The delivery contract in plain words, from its facts."""
     words = [f"Guaranteed: every replica that has applied the same set of events of "
-             f"{cm.spec.name!r} holds the same valid state"
+             f"{machine!r} holds the same valid state"
              + (", provided the obligations below are met." if (need_dedup or obligations)
                 else ".")]
     if need_dedup:
@@ -88,12 +102,5 @@ def delivery(ck: _Checker, facts: dict[frozenset[str], tuple[int | None, tuple[i
     words.append("Not covered: events outside this machine, lost events (a replica "
                  "that never receives an event cannot apply it), and states created "
                  "other than by events from the initial state"
-                 + (" (use --scope all)." if ck.scope == "reachable" else "."))
-    return {"scope": ck.scope, "mode": ck.independent,
-            "idempotent": {k: (v[1] if ck.scope == "reachable" else v[0]) is None
-                           for k, v in idem.items()},
-            "not_idempotent": not_idem, "order": order,
-            "causal_order_required": obligations, "errors": errors,
-            "auto_independent": ([list(p) for p in pairs] if ck.independent == "auto"
-                                 else None),
-            "contract": " ".join(words)}
+                 + (" (use --scope all)." if scope == "reachable" else "."))
+    return " ".join(words)

@@ -156,6 +156,9 @@ class Report:
     version: int = 1
     policy_digest: str = ""
     delivery: dict[str, Any] | None = None
+    #: how the proof was done: {"kind": "enumeration"} or {"kind": "composition",
+    #: "components": [...]} (see engine/compose.py)
+    method: dict[str, Any] | None = None
 
     @property
     def initial_digest(self) -> str:
@@ -186,6 +189,7 @@ class Report:
             "invariant_footprints": self.invariant_footprints,
             "findings": self.findings.to_dict() if self.findings else None,
             "delivery": self.delivery,
+            "method": self.method or {"kind": "enumeration"},
             "warnings": self.warnings,
             "seconds": self.seconds,
         }
@@ -214,6 +218,11 @@ class Report:
     def render_text(self) -> str:
         from .render import render_report
         return render_report(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: verdicts, counts and the counterexample (``convergent.viz.notebook``)."""
+        from ..viz.notebook import report_html
+        return report_html(self)
 
 
 def _fmt_state(state: State) -> str:

@@ -26,7 +26,9 @@ from .model import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..composed import ComposedMachine
     from ..engine.check import Analysis, Progress
+    from ..engine.compose import ComposedAnalysis
     from ..engine.report import Report
     from ..machine import Machine
 
@@ -63,7 +65,7 @@ class Registry:
         self._events: dict[str, Event] = {}
         self._pairs: list[tuple[str, str]] = []
         self._params: dict[str, tuple[Var, ...]] = {}
-        self._analysis: dict[tuple[str, bool], Analysis] = {}
+        self._analysis: dict[tuple[str, bool, str], Analysis | ComposedAnalysis] = {}
 
     # ------------------------------------------------------------ vars
 
@@ -249,32 +251,46 @@ class Registry:
                            families=tuple(families.values()))
 
     def analyze(self, *, scope: str = "reachable", strict: builtins.bool = False,
-                progress: Progress | None = None) -> Analysis:
+                progress: Progress | None = None,
+                method: str = "auto") -> Analysis | ComposedAnalysis:
         """Verify and keep the tables. A result is reused only while every
         rule is spec-language text: a Python function can change what it
         computes without the Registry seeing it (captured data, globals), so
-        a Registry with functions is analysed afresh on every call."""
-        key = (scope, strict)
+        a Registry with functions is analysed afresh on every call.
+
+        ``method``: ``"auto"`` (whole enumeration, or by components when the
+        machine is too big to enumerate and splits), ``"enumerate"`` or
+        ``"compose"`` (see ``convergent.engine.check.check``)."""
+        key = (scope, strict, method)
         got = self._analysis.get(key)
         if got is None:
-            from ..engine.check import analyze
+            from ..engine.check import analyze_any
             spec = self.spec()
-            got = analyze(spec, scope=scope, strict=strict, progress=progress)
+            got = analyze_any(spec, scope=scope, strict=strict, progress=progress,
+                              method=method)
             if not _has_functions(spec):
                 self._analysis[key] = got
         return got
 
     def check(self, *, scope: str = "reachable", strict: builtins.bool = False,
-              progress: Progress | None = None) -> Report:
+              progress: Progress | None = None, method: str = "auto") -> Report:
         """Verify; never raises on a failed proof (read ``report.verdict``)."""
-        return self.analyze(scope=scope, strict=strict, progress=progress).report
+        return self.analyze(scope=scope, strict=strict, progress=progress,
+                            method=method).report
 
     def build(self, *, scope: str = "reachable", strict: builtins.bool = False,
-              progress: Progress | None = None) -> Machine:
-        """The verified machine; raises ConvergenceError(report) if the proof fails."""
-        an = self.analyze(scope=scope, strict=strict, progress=progress)
+              progress: Progress | None = None,
+              method: str = "auto") -> Machine | ComposedMachine:
+        """The verified machine; raises ConvergenceError(report) if the proof
+        fails. A machine verified by components is a ``ComposedMachine``
+        (same API, per-component tables, no export)."""
+        an = self.analyze(scope=scope, strict=strict, progress=progress, method=method)
         if not an.report.ok:
             raise ConvergenceError(an.report)
+        from ..engine.compose import ComposedAnalysis
+        if isinstance(an, ComposedAnalysis):
+            from ..composed import ComposedMachine
+            return ComposedMachine._from_analysis(an)
         from ..machine import Machine
         return Machine._from_analysis(an)
 

@@ -1,0 +1,429 @@
+"""Compositional checking: a machine whose rules fall into groups that share
+no variable is checked group by group, and the product is proved from them.
+
+Why this is exact (docs/composition.md gives the argument in full). Split the
+vars into components: two vars are in one component when some event or
+invariant touches both (its code reads or assigns them on some path; these
+are the *syntactic* footprints, a superset of the semantic ones, so every
+rule runs unchanged on its component alone). Then, for states
+s = (s_1, ..., s_k):
+
+* valid(s) = valid_1(s_1) and ... and valid_k(s_k), and a repair of one
+  component changes only its vars, so repairs of different components
+  commute and nf(s) = (nf_1(s_1), ..., nf_k(s_k)); normalization terminates
+  iff it does in every component, and takes the sum of their depths;
+* an event of component i changes s_i only, as in its component machine, so
+  the reachable states are the product of the components' reachable sets;
+* two events of different components commute at every state (neither reads
+  nor writes what the other does); a pair inside one component commutes at
+  a product state iff it commutes at its component state, in either scope;
+* CC2 at an invalid s repairs the first failing invariant; if it is in
+  another component than the event's, both orders end in the same normal
+  form, and otherwise it is the component's own CC2 (the other components
+  then at valid states, which exist once WFC holds).
+
+So each verdict is the conjunction of the components' verdicts, every count
+is a product, and every counterexample of a component is one of the whole
+machine once the other components sit at their normalized initial states.
+Vars that no rule touches are constants: they are never enumerated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from math import prod
+from typing import TYPE_CHECKING, Any
+
+from ..spec.model import MachineSpec
+from .compile import CompiledMachine, compile_machine
+from .delivery import contract_words
+from .digest import policy_digest
+from .report import (
+    CC1Counterexample,
+    CC1Result,
+    CC2Counterexample,
+    CC2Result,
+    Findings,
+    Report,
+    StateCounts,
+    WFCCounterexample,
+    WFCResult,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .check import Analysis, Progress
+
+__all__ = ["COMPOSE_ABOVE", "Component", "ComposedAnalysis", "analyze_composed", "split"]
+
+COMPOSE_ABOVE = 1 << 22
+"""With ``method="auto"``, a machine bigger than this is checked by
+components when it splits (smaller ones get full tables, which exports and
+the replica runtime use)."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One group of vars with the rules that touch them."""
+
+    vars: tuple[int, ...]              # global var indices, in spec order
+    events: tuple[int, ...]            # global event indices
+    invariants: tuple[int, ...]        # global invariant indices
+
+    def size(self, spec: MachineSpec) -> int:
+        return prod(spec.vars[v].size for v in self.vars)
+
+
+def split(cm: CompiledMachine) -> tuple[list[Component], list[int]]:
+    """The components of ``cm`` (those with at least one rule, in the order of
+    their first var) and the vars no rule touches."""
+    n = len(cm.m.vars)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(vs: frozenset[int]) -> None:
+        it = iter(sorted(vs))
+        first = next(it, None)
+        if first is None:
+            return
+        root = find(first)
+        for v in it:
+            r = find(v)
+            if r != root:
+                parent[r] = root
+
+    touched: set[int] = set()
+    for e in cm.events:
+        union(e.syntactic)
+        touched |= e.syntactic
+    for i in cm.invariants:
+        union(i.syntactic)
+        touched |= i.syntactic
+    groups: dict[int, list[int]] = {}
+    for v in range(n):
+        if v in touched:
+            groups.setdefault(find(v), []).append(v)
+    comps = []
+    for vs in sorted(groups.values(), key=lambda g: g[0]):
+        root = find(vs[0])
+        evs = tuple(e.index for e in cm.events
+                    if e.syntactic and find(next(iter(e.syntactic))) == root)
+        invs = tuple(i.index for i in cm.invariants
+                     if i.syntactic and find(next(iter(i.syntactic))) == root)
+        comps.append(Component(tuple(vs), evs, invs))
+    # rules that touch no var at all (a constant guard and an empty apply)
+    # belong to no component: give them to the first, where they are no-ops
+    loose_e = tuple(e.index for e in cm.events if not e.syntactic)
+    loose_i = tuple(i.index for i in cm.invariants if not i.syntactic)
+    if (loose_e or loose_i) and comps:
+        c = comps[0]
+        comps[0] = Component(c.vars, tuple(sorted(c.events + loose_e)),
+                             tuple(sorted(c.invariants + loose_i)))
+    idle = [v for v in range(n) if v not in touched]
+    return comps, idle
+
+
+@dataclass
+class ComposedAnalysis:
+    """The report of a composed check and the analyses of its components
+    (each with the full tables of its own, much smaller, state space)."""
+
+    report: Report
+    spec: MachineSpec
+    components: list[Component]
+    parts: list[Analysis]
+    idle: list[int]
+    compiled: CompiledMachine
+
+
+def _sub_spec(spec: MachineSpec, comp: Component) -> MachineSpec:
+    # declared footprints were checked on the whole machine (compile_machine);
+    # they may name vars of other components (a warning there), so they are
+    # not carried into the component
+    events = [dataclasses.replace(spec.events[i], reads=None, writes=None)
+              for i in comp.events]
+    names = {e.name for e in events}
+    pairs = tuple(p for p in spec.independent if p[0] in names and p[1] in names)
+    vars_ = tuple(spec.vars[v] for v in comp.vars)
+    initial = {v.name: spec.initial[v.name] for v in vars_}
+    invariants = tuple(dataclasses.replace(spec.invariants[i], watches=None)
+                       for i in comp.invariants)
+    return MachineSpec(spec.name, vars_, invariants,
+                       tuple(events), pairs, initial, spec.version,
+                       independent_all=spec.independent_all, source=spec.source)
+
+
+def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
+                     progress: Progress | None, independent: str,
+                     cm: CompiledMachine | None = None,
+                     comps: tuple[list[Component], list[int]] | None = None,
+                     ) -> ComposedAnalysis:
+    """Check ``spec`` component by component (see the module docstring)."""
+    from .check import _Checker
+    t0 = time.perf_counter()
+    cm = cm if cm is not None else compile_machine(spec)
+    components, idle = comps if comps is not None else split(cm)
+    t_compile = time.perf_counter() - t0
+    parts: list[Analysis] = []
+    for k, comp in enumerate(components):
+        if progress is not None:
+            progress("components", k, len(components))
+        parts.append(_Checker(_sub_spec(spec, comp), scope, strict, progress,
+                              independent).run())
+    if progress is not None:
+        progress("components", len(components), len(components))
+    report = _combine(spec, cm, components, parts, idle, scope, strict, independent,
+                      {"compile": round(t_compile, 6),
+                       "components": round(time.perf_counter() - t0 - t_compile, 6),
+                       "total": round(time.perf_counter() - t0, 6)})
+    return ComposedAnalysis(report, spec, components, parts, idle, cm)
+
+
+# --------------------------------------------------------------------------- combining
+
+
+def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
+             parts: list[Analysis], idle: list[int], scope: str, strict: bool,
+             independent: str, seconds: dict[str, float]) -> Report:
+    reports = [p.report for p in parts]
+    idle_size = prod(spec.vars[v].size for v in idle)
+    # every other component at its (normalized) initial state: a real,
+    # reachable, valid state once its WFC holds
+    base: dict[str, Any] = {v.name: spec.initial[v.name] for v in spec.vars}
+    for r in reports:
+        base.update(r.initial)
+    order = [v.name for v in spec.vars]
+
+    def whole(state: dict[str, Any] | None) -> dict[str, Any] | None:
+        if state is None:
+            return None
+        return {k: state.get(k, base[k]) for k in order}
+
+    total = prod(r.states.total for r in reports) * idle_size
+    valid = prod(r.states.valid for r in reports) * idle_size
+    wfc_ok = all(r.wfc.ok for r in reports)
+    warnings = list(cm.warnings) + _initial_warning(spec, base)
+    method = {"kind": "composition",
+              "components": [{"vars": [spec.vars[v].name for v in c.vars],
+                              "events": [spec.events[e].name for e in c.events],
+                              "invariants": [spec.invariants[i].name for i in c.invariants],
+                              "states": r.states.total, "verdict": r.verdict}
+                             for c, r in zip(comps, reports)],
+              "constant_vars": [spec.vars[v].name for v in idle]}
+    fps = {}
+    ifps = {}
+    for r in reports:
+        fps.update(r.footprints)
+        ifps.update(r.invariant_footprints)
+    fps = {e.name: fps[e.name] for e in spec.events if e.name in fps}
+    ifps = {i.name: ifps[i.name] for i in spec.invariants if i.name in ifps}
+    digest = policy_digest(cm)
+    if not wfc_ok:
+        raw = {v.name: spec.initial[v.name] for v in spec.vars}
+        loops_at_start = [k for k, r in enumerate(reports) if not r.wfc.ok
+                          and r.wfc.counterexample is not None
+                          and r.wfc.counterexample.trace == []]
+        trace: list[str] | None
+        if loops_at_start:
+            # the initial state itself never normalizes: it is the counterexample
+            start, trace = raw, []
+        else:
+            bad = next(r for r in reports if not r.wfc.ok)
+            c = bad.wfc.counterexample
+            assert c is not None
+            # the other components at their normal forms (valid: WFC holds
+            # there, or their own loop is reached only later by their events)
+            start, trace = (whole(c.state) or {}), c.trace
+        path, cycle, repairs = _global_loop(spec, comps, parts, start)
+        wcex = WFCCounterexample(start, cycle, repairs, trace, path)
+        wfc = WFCResult(False, None, wcex)
+        raw = {v.name: spec.initial[v.name] for v in spec.vars}
+        return Report(spec.name, "fail", scope, strict, StateCounts(total, valid, None), wfc,
+                      None, None, fps, ifps, None, list(cm.warnings), seconds, raw,
+                      [e.name for e in spec.events], spec.version, digest, None, method)
+    wfc = WFCResult(True, sum(int(r.wfc.max_depth or 0) for r in reports))
+    reachable = prod(int(r.states.reachable or 0) for r in reports)
+    cc1s = [r.cc1 for r in reports]
+    cc2s = [r.cc2 for r in reports]
+    assert all(c is not None for c in cc1s) and all(c is not None for c in cc2s)
+
+    def cc1_cex(c: CC1Counterexample | None) -> CC1Counterexample | None:
+        if c is None:
+            return None
+        return CC1Counterexample(c.events, whole(c.state) or {}, c.trace,
+                                 whole(c.order1) or {}, whole(c.order2) or {})
+
+    pair_index = {frozenset(p): k for k, p in reversed(list(enumerate(spec.independent)))}
+
+    def gid(state: dict[str, Any]) -> int:
+        sid, w = 0, 1
+        for v in spec.vars:
+            sid += v.digit(state[v.name]) * w
+            w *= v.size
+        return sid
+
+    def best(cexs: list[CC1Counterexample]) -> CC1Counterexample | None:
+        """The one a whole enumeration reports: shortest trace first, then the
+        first declared pair, then the smallest state."""
+        whole_cexs = [c for c in (cc1_cex(x) for x in cexs) if c is not None]
+        if not whole_cexs:
+            return None
+        return min(whole_cexs, key=lambda c: (
+            len(c.trace) if c.trace is not None else float("inf"),
+            pair_index.get(frozenset(c.events), len(pair_index)), gid(c.state)))
+
+    cc1 = CC1Result(
+        ok=all(c.ok for c in cc1s if c is not None), scope=scope,
+        pairs=len(spec.independent),
+        ok_reachable=all(c.ok_reachable for c in cc1s if c is not None),
+        ok_all_valid=all(c.ok_all_valid for c in cc1s if c is not None),
+        counterexample=best([c.counterexample for c in cc1s
+                             if c is not None and c.counterexample is not None]),
+        counterexample_all_valid=best([c.counterexample_all_valid for c in cc1s
+                                       if c is not None
+                                       and c.counterexample_all_valid is not None]),
+        failing_pairs=[p for c in cc1s if c is not None for p in c.failing_pairs],
+        failing_pairs_all_valid=[p for c in cc1s if c is not None
+                                 for p in c.failing_pairs_all_valid])
+    bad2 = next((c for c in cc2s if c is not None and not c.ok), None)
+    cc2 = CC2Result(True, None)
+    if bad2 is not None and bad2.counterexample is not None:
+        x = bad2.counterexample
+        cc2 = CC2Result(False, CC2Counterexample(x.event, whole(x.state) or {},
+                                                 whole(x.direct) or {},
+                                                 whole(x.after_repair) or {}))
+    findings = _findings(spec, reports, whole, valid - reachable)
+    delivery = _delivery(spec, reports, whole, scope, independent)
+    ok = cc1.ok and (not strict or (cc2.ok and cc1.ok_all_valid))
+    return Report(spec.name, "pass" if ok else "fail", scope, strict,
+                  StateCounts(total, valid, reachable), wfc, cc1, cc2, fps, ifps, findings,
+                  warnings, seconds, base, [e.name for e in spec.events], spec.version,
+                  digest, delivery, method)
+
+
+def _global_loop(spec: MachineSpec, comps: list[Component], parts: list[Analysis],
+                 start: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                 list[str]]:
+    """Follow the whole machine's repairs from ``start`` (the first failing
+    invariant in list order, whichever component it is in) until a state
+    repeats: the states before the loop, the loop, and the invariant repaired
+    at each step of it. Exact, and small: only repairs are followed."""
+    from .decode import local_to_state
+    names = [inv.name for inv in spec.invariants]
+    state = dict(start)
+    seen: dict[tuple[int, ...], int] = {}
+    states: list[dict[str, Any]] = []
+    repaired: list[str] = []
+    while True:
+        ids = []
+        for p in parts:
+            sp = p.normalizer.space
+            local = 0
+            for v in sp.vars:
+                var = p.compiled.m.vars[v]
+                local += var.digit(state[var.name]) * sp.stride[v]
+            ids.append(local)
+        key = tuple(ids)
+        if key in seen:
+            k = seen[key]
+            return states[:k], states[k:], repaired[k:]
+        seen[key] = len(states)
+        states.append(dict(state))
+        best: tuple[int, int] | None = None      # (global invariant index, part)
+        for j, (p, local) in enumerate(zip(parts, ids)):
+            ff = int(p.normalizer.first_fail[local])
+            if ff >= 0:
+                g = names.index(p.compiled.invariants[ff].name)
+                if best is None or g < best[0]:
+                    best = (g, j)
+        if best is None:  # pragma: no cover - start was proven to loop
+            return states, [], []
+        g, j = best
+        p = parts[j]
+        nxt = local_to_state(p.compiled, p.normalizer.space, int(p.normalizer.rho[ids[j]]))
+        for v in p.normalizer.space.vars:
+            name = p.compiled.m.vars[v].name
+            state[name] = nxt[name]
+        repaired.append(names[g])
+
+
+def _initial_warning(spec: MachineSpec, base: dict[str, Any]) -> list[str]:
+    """The warning whole enumeration gives when the initial state breaks an
+    invariant: the first one in list order, and the normal form."""
+    from .decode import describe_state
+    spec_vars = spec.var_map
+    for inv in spec.invariants:
+        try:
+            holds = inv.holds.evaluate(spec_vars, spec.initial)
+        except Exception:  # pragma: no cover - a component check raised first
+            return []
+        if not holds:
+            return [f"the initial state breaks invariant {inv.name!r}; reachability starts "
+                    f"from its normal form {describe_state(base)}"]
+    return []
+
+
+def _findings(spec: MachineSpec, reports: list[Report], whole: Any,
+              unreachable_valid: int) -> Findings:
+    never_fire = {n for r in reports if r.findings for n in r.findings.never_fire}
+    never_fail = {n for r in reports if r.findings for n in r.findings.never_fail}
+    saturating = []
+    for r in reports:
+        for d in (r.findings.saturating if r.findings else []):
+            d = dict(d)
+            if d.get("state") is not None:
+                d["state"] = whole(d["state"])
+            saturating.append(d)
+    return Findings([e.name for e in spec.events if e.name in never_fire],
+                    [i.name for i in spec.invariants if i.name in never_fail],
+                    saturating, unreachable_valid)
+
+
+def _delivery(spec: MachineSpec, reports: list[Report], whole: Any, scope: str,
+              independent: str) -> dict[str, Any]:
+    parts = [r.delivery for r in reports if r.delivery is not None]
+    idem: dict[str, bool] = {}
+    not_idem = []
+    facts: dict[frozenset[str], dict[str, Any]] = {}
+    obligations: list[list[str]] = []
+    errors: list[list[str]] = []
+    auto: list[list[str]] = []
+    for d in parts:
+        idem.update(d["idempotent"])
+        not_idem += [{"event": x["event"], "state": whole(x["state"])}
+                     for x in d["not_idempotent"]]
+        for o in d["order"]:
+            facts[frozenset(o["events"])] = o
+        obligations += d["causal_order_required"]
+        errors += d["errors"]
+        auto += d.get("auto_independent") or []
+    declared = {frozenset(p) for p in spec.independent}
+    names = [e.name for e in spec.events]
+    order = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            key = frozenset((a, b))
+            got = facts.get(key)
+            if got is None:  # events of different components: commute everywhere
+                got = {"events": [a, b], "commutes": True, "commutes_all_valid": True,
+                       "declared": key in declared}
+                if independent == "auto":
+                    auto.append([a, b])
+            order.append(got)
+    at = {n: i for i, n in enumerate(names)}
+    not_idem.sort(key=lambda x: at[x["event"]])
+    obligations.sort(key=lambda p: (at[p[0]], at[p[1]]))
+    errors.sort(key=lambda p: (at[p[0]], at[p[1]]))
+    need_dedup = [x["event"] for x in not_idem]
+    return {"scope": scope, "mode": independent,
+            "idempotent": {n: idem[n] for n in names if n in idem},
+            "not_idempotent": not_idem, "order": order,
+            "causal_order_required": obligations, "errors": errors,
+            "auto_independent": auto if independent == "auto" else None,
+            "contract": contract_words(spec.name, scope, need_dedup, obligations, errors)}
