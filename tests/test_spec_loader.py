@@ -254,8 +254,8 @@ def spec_with(vars: str = "a: bool", rest: str = "events: {e: {apply: {a: true}}
      "m.yaml:4:30: var 'n': overflow must be clamp or error, got 'wrap'"),
     (spec_with("a: bool\n  n: {int: [0, 9], overflw: error}"),
      "m.yaml:4:20: unknown key 'overflw' in var 'n' (did you mean 'overflow'?"),
-    (spec_with("a: bool\n  n: {int: [0, 2000000]}"),
-     "m.yaml:4:12: var 'n': int range [0, 2000000]"),
+    (spec_with("a: bool\n  n: {int: [0, 100000000000000000000]}"),
+     "m.yaml:4:12: var 'n': int range [0, 100000000000000000000] passes 64 bits"),
     # initial
     (spec_with(rest="initial: {b: true}\nevents: {}"), "m.yaml:4:11: initial: unknown var 'b'"),
     (spec_with("n: {int: [0, 3]}", "initial: {n: 4}\nevents: {}"),

@@ -145,6 +145,7 @@ class _Checker:
 
     def run(self) -> Analysis:
         spec = self.spec
+        _check_spec_size(spec)   # before any table: refuse what cannot fit
         self.cm = cm = compile_machine(spec)
         self.lap("compile")
         self.norm = norm = Normalizer(cm)
@@ -511,6 +512,15 @@ class _Checker:
 MAX_STATES = 2**33
 
 
+def _check_spec_size(spec: MachineSpec) -> None:
+    from .budget import enforce, estimate
+    size = 1
+    for v in spec.vars:
+        size *= v.size
+    enforce(estimate(size, len(spec.events)), name=spec.name,
+            sizes=[v.size for v in spec.vars], max_states=MAX_STATES)
+
+
 def _check_size(cm: CompiledMachine, full: Space) -> None:
     """Refuse, with a clear message, a machine whose tables cannot fit: the
     engine enumerates every state, so size is a property of the spec (the
@@ -585,12 +595,25 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
                 method: str = "auto") -> Analysis | ComposedAnalysis:
     """``analyze`` or, where ``method`` says so, the composed analysis."""
     from .compose import COMPOSE_ABOVE, analyze_composed, split
-    if method not in ("auto", "enumerate", "compose"):
-        raise ValueError(f"method={method!r} (expected 'auto', 'enumerate' or 'compose')")
+    if method not in ("auto", "enumerate", "compose", "abstract"):
+        raise ValueError(f"method={method!r} (expected 'auto', 'enumerate', 'compose' or "
+                         "'abstract')")
+    size = 1
+    for v in spec.vars:
+        size *= v.size
+    if method == "abstract" or (method == "auto" and size > COMPOSE_ABOVE):
+        from .abstract import analyze_abstracted, plan
+        regions, refused = plan(spec)
+        if regions:
+            def run(abstract_spec: MachineSpec) -> Analysis | ComposedAnalysis:
+                return analyze_any(abstract_spec, scope=scope, strict=strict,
+                                   progress=progress, independent=independent, method="auto")
+            return analyze_abstracted(spec, regions, refused, run)  # type: ignore[return-value]
+        if method == "abstract":
+            why = "; ".join(f"{k}: {w}" for k, w in refused.items()) or (
+                "no int var has more than 64 values")
+            raise BuildError(f"{spec.name!r}: nothing to abstract ({why})")
     if method != "enumerate":
-        size = 1
-        for v in spec.vars:
-            size *= v.size
         if method == "compose" or size > COMPOSE_ABOVE:
             try:
                 cm = compile_machine(spec)

@@ -73,7 +73,32 @@ class _Machine:
 
     def space(self, names: frozenset[str] | set[str] | list[int]) -> Space:
         idx = [self.index[n] if isinstance(n, str) else n for n in names]
+        size = 1
+        for i in idx:
+            size *= self.radices[i]
+        if size > _rule_space_limit():
+            shape = " x ".join(f"{self.vars[i].name} ({self.radices[i]:,})" for i in sorted(idx))
+            raise BuildError(f"a rule reads or writes {shape}: {size:,} combinations, more "
+                             f"than one table can hold here ({_rule_space_limit():,}); "
+                             "narrow the "
+                             "ranges, or use only comparisons with constants and copies on "
+                             "big ints (then they are abstracted)")
         return Space(self.radices, idx)
+
+
+MAX_RULE_SPACE = 2**27
+"""The most states one rule's table may span (its footprint's product)."""
+_RULE_BYTES_PER_STATE = 96   # columns, ids, masks and temporaries while tabulating
+
+
+def _rule_space_limit() -> int:
+    """MAX_RULE_SPACE, or less when this machine's available memory cannot
+    hold the temporaries of a table that big."""
+    from .budget import available_memory
+    avail = available_memory()
+    if avail is None:
+        return MAX_RULE_SPACE
+    return max(1, min(MAX_RULE_SPACE, avail // (2 * _RULE_BYTES_PER_STATE)))
 
 
 # ---------------------------------------------------------------- expressions

@@ -41,8 +41,10 @@ VarKind = Literal["bool", "enum", "int"]
 Overflow = Literal["clamp", "error"]
 
 
-MAX_DOMAIN = 1_000_000
-"""The most values one int var may take: the engine enumerates every one."""
+MAX_DOMAIN = 2**62
+"""The most values one int var may take. Enumeration refuses machines too
+big for this machine's memory (engine/budget.py); abstraction (engine/abstract.py)
+checks compare-and-copy vars of any range."""
 
 INT_BOUND = 2**63
 
@@ -82,7 +84,7 @@ class Var:
 
     name: str
     kind: VarKind
-    values: tuple[Any, ...]
+    values: tuple[Any, ...] | range   # an int var: a range (never materialized)
     overflow: Overflow = "clamp"
 
     def __post_init__(self) -> None:
@@ -104,7 +106,9 @@ class Var:
         problem = int_range_problem(lo, hi)
         if problem:
             raise SpecError(f"var {name!r}: {problem}")
-        return Var(name, "int", tuple(range(lo, hi + 1)), overflow)
+        # a range, not a tuple: a var of 10^9 values costs nothing until a
+        # check enumerates it (the engine's budget refuses what cannot fit)
+        return Var(name, "int", range(lo, hi + 1), overflow)
 
     @property
     def size(self) -> int:
@@ -144,7 +148,7 @@ class Var:
         if self.kind == "int":
             extra = ", overflow: error" if self.overflow == "error" else ""
             return f"int [{self.lo}, {self.hi}]{extra}"
-        return "enum [" + ", ".join(self.values) + "]"
+        return "enum [" + ", ".join(map(str, self.values)) + "]"
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "bool":
@@ -254,7 +258,7 @@ def check_assignable(var: Var, value: Any) -> None:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise SpecError(f"{var.name}={value!r} (expected an int)")
     elif not (isinstance(value, str) and value in var.values):
-        raise SpecError(f"{var.name}={value!r} (expected one of {', '.join(var.values)})")
+        raise SpecError(f"{var.name}={value!r} (expected one of {', '.join(map(str, var.values))})")
 
 
 @dataclass(frozen=True)
