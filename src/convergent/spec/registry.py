@@ -287,7 +287,14 @@ class Registry:
         an = self.analyze(scope=scope, strict=strict, progress=progress, method=method)
         if not an.report.ok:
             raise ConvergenceError(an.report)
+        from ..engine.abstract import AbstractedAnalysis
         from ..engine.compose import ComposedAnalysis
+        if isinstance(an, AbstractedAnalysis):
+            from ..errors import MachineUsageError
+            raise MachineUsageError(
+                f"{self.name!r} was verified by abstraction (ints checked per region), "
+                "which gives no table over concrete values to run; build it with "
+                "method='enumerate' where the ranges allow")
         if isinstance(an, ComposedAnalysis):
             from ..composed import ComposedMachine
             return ComposedMachine._from_analysis(an)
