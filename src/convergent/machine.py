@@ -383,6 +383,16 @@ class Machine:
         from .export import load_machine
         return load_machine(path, **options)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: vars, events, verdict and a small state diagram (``convergent.viz``)."""
+        from .viz.notebook import machine_html
+        return machine_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter: the reachable state graph when small and graphviz is installed."""
+        from .viz.notebook import machine_svg
+        return machine_svg(self)
+
     def __repr__(self) -> str:
         verdict = self.report.verdict if self.report is not None else self.meta.get("verdict")
         return (f"Machine({self.name!r}, vars={len(self.vars)}, events={len(self.events)}, "
