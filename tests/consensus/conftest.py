@@ -118,6 +118,10 @@ def schedule(keys: list[KeyPair]) -> EpochSchedule:
 
 def make_core(keys: list[KeyPair], schedule: EpochSchedule, index: int = 1,
               **config: Any) -> ConsensusCore[bytes]:
+    """A core driven by hand. All-to-all by default: these tests feed it every peer's vote
+    and liveness directly (the safety rules do not depend on the mode); the linear mode's
+    own flow is tested in ``test_linear.py`` and by the simulator."""
+    config.setdefault("linear", False)
     return ConsensusCore(keys[index], schedule, spec=SIM_SPEC,
                          config=CoreConfig(chain_id=CHAIN, **config))
 

@@ -7,6 +7,7 @@ from convergent.consensus import ConsensusError, sim
 from convergent.errors import ConvergentError
 
 PUBLIC = {
+    "Aggregate", "ApplyLog", "FileApplyLog", "MemoryApplyLog", "RateLimit",
     "BytesCodec", "Certificate", "CertifiedValue", "Codec", "ConfigError", "Confirmation",
     "ConsensusCore", "ConsensusError", "ConsensusNode", "CoreConfig", "CoreStats", "Decision",
     "EpochSchedule", "Equivocation", "Event", "EvidenceFound", "EvidencePool", "FaultObserved",
@@ -17,7 +18,8 @@ PUBLIC = {
     "SafetyViolation", "SigningGuard", "StateConfig",
     "SyncProvider", "TcpTransport", "TraceLog", "TraceRecord", "Transition",
     "TransitionRecord", "Transport", "Validator", "ValidatorSet", "Verifier", "Vote",
-    "VotingProvider", "WireError", "to_dot", "to_mermaid", "to_table",
+    "VotingProvider", "WeightedLeaders", "WireError", "proposer_schedule", "to_dot",
+    "to_mermaid", "to_table",
 }
 SIM = {"Crash", "NetworkConfig", "NetworkModel", "Partition", "ProviderFaults", "SIM_SPEC", "Scheduler",
        "SimConfig", "SimResult", "Simulation", "simulate"}

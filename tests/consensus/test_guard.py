@@ -52,7 +52,7 @@ OTHER = b"tx:other"
 
 def node(keys, schedule, store: SafetyStore | None, index: int = 1) -> Driver:
     core: ConsensusCore[bytes] = ConsensusCore(keys[index], schedule, spec=SIM_SPEC,
-                         config=CoreConfig(chain_id=CHAIN), guard=store)
+                         config=CoreConfig(chain_id=CHAIN, linear=False), guard=store)
     return Driver(core, SimApp(keys[index].node_id))
 
 
@@ -283,17 +283,18 @@ def test_guard_can_only_be_set_before_running(keys, schedule):
 
 def test_start_height_and_guard_resume(keys, schedule):
     assert node(keys, schedule, None).core.height == 0
-    core = ConsensusCore(keys[1], schedule, spec=SIM_SPEC, config=CoreConfig(chain_id=CHAIN),
-                         start_height=7)
+    core = ConsensusCore(keys[1], schedule, spec=SIM_SPEC,
+                         config=CoreConfig(chain_id=CHAIN, linear=False), start_height=7)
     assert (core.height, core.view) == (7, 0)
     store = MemorySafetyStore()
     g = SigningGuard(store)
     assert g.permit(sign_vote(keys[1], CHAIN, Kind.PREVOTE, 0, 9, 3, D), CHAIN) is None
-    core = ConsensusCore(keys[1], schedule, spec=SIM_SPEC, config=CoreConfig(chain_id=CHAIN),
-                         guard=store, start_height=7)
+    config = CoreConfig(chain_id=CHAIN, linear=False)
+    core = ConsensusCore(keys[1], schedule, spec=SIM_SPEC, config=config, guard=store,
+                         start_height=7)
     assert (core.height, core.view) == (9, 3)
-    core = ConsensusCore(keys[1], schedule, spec=SIM_SPEC, config=CoreConfig(chain_id=CHAIN),
-                         guard=store, start_height=12)  # the application is further along
+    core = ConsensusCore(keys[1], schedule, spec=SIM_SPEC, config=config, guard=store,
+                         start_height=12)  # the application is further along
     assert (core.height, core.view) == (12, 0)
     with pytest.raises(ValueError):
         ConsensusCore(keys[1], schedule, start_height=-1)
@@ -311,7 +312,7 @@ def test_runtime_node_restarts_on_its_guard_file(tmp_path):
 
     def make(hub: LocalNetwork, k) -> ConsensusNode[Any, Any]:
         core: ConsensusCore[bytes] = ConsensusCore(k, schedule, spec=SIM_SPEC.scaled(0.5),
-                             config=CoreConfig(chain_id=CHAIN))
+                             config=CoreConfig(chain_id=CHAIN, linear=False))
         app = apps[k.node_id]
         n = ConsensusNode(core, Providers(app, app, app, app), hub.transport(k.node_id),
                           listeners=[notes.append],

@@ -87,6 +87,6 @@ def test_renderings_show_every_row():
         assert f"| {tr.source.value} | {tr.event.value} | {tr.target.value} |" in table
         if not tr.internal:
             assert f"{tr.source.value} --> {tr.target.value}: {tr.event.value}" in mermaid
-            assert f'"{tr.source.value}" -> "{tr.target.value}" [label="{tr.event.value}"' in dot
+            assert f'"{tr.source.value}" -> "{tr.target.value}" [label="{tr.event.value}' in dot
     assert "| proving | 120 | proving_timeout | yes |" in table
     assert "voting_timeout" in to_mermaid(spec, include_internal=True)

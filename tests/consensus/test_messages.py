@@ -117,8 +117,9 @@ def test_flipped_bytes_fail_to_decode_or_to_verify(message, pos, byte):
     signed_same = other.payload("c") == message.payload("c") and (
         other.signature == message.signature)
     ok = key is not None and Verifier().verify(key, other.payload("c"), other.signature)
-    # either the signed part is untouched (an unsigned attachment changed, which the
-    # core checks on its own), or the signature no longer verifies
+    # either the signed part is untouched (only a lock proof's value or a proposal's or
+    # confirmation's value changed: each is bound by a signed digest the core compares, see
+    # test_attachments.py), or the signature no longer verifies
     assert signed_same or not ok
 
 

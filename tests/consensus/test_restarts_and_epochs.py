@@ -94,7 +94,7 @@ def test_crash_restarts_without_the_guard_double_sign():
 def test_a_crash_in_the_middle_of_a_view_resumes_in_it():
     """A scripted crash: the restarted core starts at the (height, view) it last signed in,
     with no evidence against it, and the network finalizes past it."""
-    cfg = SimConfig(n=4, heights=8, seed=1, crashes=(Crash(1, 0.08, 0.02), Crash(2, 0.5, 0.3)),
+    cfg = SimConfig(n=4, heights=8, seed=1, crashes=(Crash(1, 0.1, 0.02), Crash(2, 0.5, 0.3)),
                     max_time=120)
     sim = Simulation(cfg)
     r = sim.run()
@@ -185,8 +185,8 @@ def boundary_node() -> tuple[Driver, list[KeyPair]]:
                                      for i in members))
             for e, members in enumerate(((0, 1, 2, 3), (1, 2, 3, 4)))}
     schedule = EpochSchedule(sets, epoch_length=2)
-    core: ConsensusCore[bytes] = ConsensusCore(keys[1], schedule, spec=SIM_SPEC, config=CoreConfig(chain_id=CHAIN),
-                         start_height=2)
+    core: ConsensusCore[bytes] = ConsensusCore(keys[1], schedule, spec=SIM_SPEC,
+                         config=CoreConfig(chain_id=CHAIN, linear=False), start_height=2)
     drv = Driver(core, SimApp("n01"))
     drv.boot()
     return drv, keys
@@ -234,7 +234,8 @@ def test_a_node_outside_the_set_follows_without_signing():
                                      for i in members))
             for e, members in enumerate(((0, 1, 2, 3), (1, 2, 3, 4)))}
     schedule = EpochSchedule(sets, epoch_length=2)
-    core = ConsensusCore(keys[4], schedule, spec=SIM_SPEC, config=CoreConfig(chain_id=CHAIN))
+    core = ConsensusCore(keys[4], schedule, spec=SIM_SPEC,
+                         config=CoreConfig(chain_id=CHAIN, linear=False))
     drv = Driver(core, SimApp("n04"))
     drv.boot()
     value = b"tx:epoch-0"
@@ -248,7 +249,7 @@ def test_a_node_outside_the_set_follows_without_signing():
     assert drv.sent == []
     # ... and a member's core drops what n04 would sign for an epoch-0 height
     member = Driver(ConsensusCore(keys[1], schedule, spec=SIM_SPEC,
-                                  config=CoreConfig(chain_id=CHAIN)), SimApp("n01"))
+                                  config=CoreConfig(chain_id=CHAIN, linear=False)), SimApp("n01"))
     member.boot()
     member.deliver(sign_vote(keys[4], CHAIN, Kind.PREVOTE, 0, 0, 0, d))
     assert member.core.stats.rejected["unknown-signer"] == 1

@@ -2,6 +2,9 @@
 
 Three honest cores and one byzantine key (n00, the first leader) under an adversarial
 scheduler chosen by Hypothesis; the invariant is agreement, and that memory stays bounded.
+The same machine runs with all-to-all messages and with linear communication, where n00,
+collecting the votes of the views it leads, also forwards whatever certificates it can
+make of them, to whomever it likes.
 """
 
 from __future__ import annotations
@@ -13,21 +16,33 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from convergent.consensus.effects import Deliver, Start
-from convergent.consensus.messages import Kind, Proposal, sign_proposal, sign_vote
+from convergent.consensus.messages import (
+    Certificate,
+    Kind,
+    Proposal,
+    Vote,
+    sign_aggregate,
+    sign_proposal,
+    sign_vote,
+)
 from convergent.consensus.sim.app import SimApp
 
 from .conftest import CHAIN, Driver, make_core, make_keys, make_schedule
 
 
 class Network(RuleBasedStateMachine):
+    linear = False
+
     def __init__(self) -> None:
         super().__init__()
         self.keys = make_keys(4, seed="stateful")
         schedule = make_schedule(self.keys)
         self.byz = self.keys[0]
-        self.nodes = [Driver(make_core(self.keys, schedule, i), SimApp(f"n{i:02d}"))
-                      for i in (1, 2, 3)]
+        self.nodes = [Driver(make_core(self.keys, schedule, i, linear=self.linear),
+                             SimApp(f"n{i:02d}")) for i in (1, 2, 3)]
         self.pending: list[tuple[int, object]] = []
+        self.to_byz: dict[tuple[Kind, int, int, bytes], dict[str, bytes]] = {}
+        """Votes the honest nodes sent n00 (its collector's view), by kind, h, v, digest."""
         self.values: dict[bytes, tuple[int, int, bytes]] = {}
         for d in self.nodes:
             d.feed(Start())
@@ -42,6 +57,10 @@ class Network(RuleBasedStateMachine):
                 for t in targets:
                     if t != "n00":
                         self.pending.append((int(t[1:]) - 1, send.message))
+                    elif isinstance(send.message, Vote):
+                        m = send.message
+                        self.to_byz.setdefault((m.kind, m.height, m.view, m.digest), {})[
+                            m.signer] = m.signature
                 if isinstance(send.message, Proposal):
                     p = send.message
                     self.values[p.digest] = (p.height, p.view, p.value)
@@ -104,6 +123,19 @@ class Network(RuleBasedStateMachine):
             for kind in (Kind.PREVOTE, Kind.PRECOMMIT):
                 self.pending.append((target, sign_vote(self.byz, CHAIN, kind, 0, h, 0, d)))
 
+    @precondition(lambda self: self.to_byz)
+    @rule(data=st.data(), to=st.sets(st.integers(0, 2), min_size=1))
+    def forward(self, data: st.DataObject, to: set[int]) -> None:
+        """n00 as collector: a certificate of the votes it got, plus its own for that value."""
+        key = data.draw(st.sampled_from(sorted(self.to_byz)))
+        kind, h, v, digest = key
+        sigs = dict(self.to_byz[key])
+        sigs["n00"] = sign_vote(self.byz, CHAIN, kind, 0, h, v, digest).signature
+        cert = Certificate(kind, 0, h, v, digest, tuple(sorted(sigs.items())))
+        value = self.values.get(digest, (0, 0, b""))[2] if kind is Kind.PRECOMMIT else b""
+        for target in to:
+            self.pending.append((target, sign_aggregate(self.byz, CHAIN, cert, value)))
+
     @invariant()
     def agreement(self) -> None:
         seen: dict[int, bytes] = {}
@@ -123,3 +155,11 @@ Network.TestCase.settings = settings(
     max_examples=40, stateful_step_count=80, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestNetwork = Network.TestCase
+
+
+class LinearNetwork(Network):
+    linear = True
+
+
+LinearNetwork.TestCase.settings = Network.TestCase.settings
+TestLinearNetwork = LinearNetwork.TestCase

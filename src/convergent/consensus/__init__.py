@@ -5,6 +5,7 @@ Layers, from the inside out:
 * ``MachineSpec`` - the phases, events, transition table and timeouts, as data;
 * ``ConsensusCore`` - the pure protocol: one input in, effects out, safety rules inside;
 * ``SigningGuard`` - the durable record of what this validator signed (restart safety);
+* ``ApplyLog`` - the durable queue through which every finalized height is applied;
 * ``ConsensusNode`` - the asyncio runtime: providers as tasks, timers, listeners;
 * ``TcpTransport`` / ``LocalNetwork`` - real and in-process transports;
 * ``convergent.consensus.sim`` - the deterministic simulator with byzantine strategies.
@@ -12,6 +13,7 @@ Layers, from the inside out:
 ``cryptography`` (the ``consensus`` extra) provides ed25519.
 """
 
+from .applies import ApplyLog, FileApplyLog, MemoryApplyLog
 from .core import ConsensusCore, CoreConfig, CoreStats
 from .crypto import KeyPair, Verifier
 from .effects import (
@@ -26,8 +28,19 @@ from .effects import (
 from .errors import ConfigError, ConsensusError, SafetyViolation, WireError
 from .evidence import Equivocation, EvidencePool
 from .guard import FileSafetyStore, MemorySafetyStore, SafetyState, SafetyStore, SigningGuard
+from .leaders import proposer_schedule
 from .machine import Event, MachineSpec, Phase, StateConfig, Transition
-from .messages import Certificate, Confirmation, Kind, Liveness, LockProof, Proposal, Vote
+from .ingress import RateLimit
+from .messages import (
+    Aggregate,
+    Certificate,
+    Confirmation,
+    Kind,
+    Liveness,
+    LockProof,
+    Proposal,
+    Vote,
+)
 from .net import TcpTransport
 from .providers import (
     BytesCodec,
@@ -41,6 +54,7 @@ from .providers import (
     SyncProvider,
     Transport,
     VotingProvider,
+    WeightedLeaders,
 )
 from .render import to_dot, to_mermaid, to_table
 from .runtime import ConsensusNode, Listener, LocalNetwork
@@ -48,6 +62,8 @@ from .trace import TraceLog, TraceRecord
 from .validators import EpochSchedule, Validator, ValidatorSet
 
 __all__ = [
+    "Aggregate",
+    "ApplyLog",
     "BytesCodec",
     "Certificate",
     "CertifiedValue",
@@ -66,6 +82,7 @@ __all__ = [
     "EvidenceFound",
     "EvidencePool",
     "FaultObserved",
+    "FileApplyLog",
     "FileSafetyStore",
     "Finalized",
     "JsonCodec",
@@ -78,12 +95,14 @@ __all__ = [
     "LocalNetwork",
     "LockProof",
     "MachineSpec",
+    "MemoryApplyLog",
     "MemorySafetyStore",
     "NoSync",
     "Notification",
     "Phase",
     "Proposal",
     "Providers",
+    "RateLimit",
     "RoundRobinLeaders",
     "SafetyState",
     "SafetyStore",
@@ -102,7 +121,9 @@ __all__ = [
     "Verifier",
     "Vote",
     "VotingProvider",
+    "WeightedLeaders",
     "WireError",
+    "proposer_schedule",
     "to_dot",
     "to_mermaid",
     "to_table",

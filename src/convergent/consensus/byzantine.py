@@ -19,17 +19,21 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .crypto import KeyPair
 from .messages import (
     NO_LOCK,
+    Aggregate,
     Certificate,
     Confirmation,
     Kind,
     Liveness,
+    LockProof,
     Message,
     Proposal,
     Vote,
+    sign_aggregate,
     sign_confirmation,
     sign_liveness,
     sign_proposal,
@@ -62,6 +66,9 @@ class AdversaryContext:
     sybils: tuple[KeyPair, ...] = field(default_factory=tuple)
     schedule: EpochSchedule | None = None
     """The validator sets, for strategies that depend on membership (``zombie``)."""
+    board: dict[Any, dict[NodeId, bytes]] = field(default_factory=dict)
+    """Shared by the whole coalition (the adversary is one mind): twin votes each member
+    signed, by (kind, height, view, digest), for an accomplice collector to use."""
 
     @property
     def groups(self) -> tuple[frozenset[NodeId], frozenset[NodeId]]:
@@ -118,12 +125,54 @@ class Withhold(Strategy):
 
 
 class Equivocate(Strategy):
-    """Shows G1 the real message and G2 a conflicting one; records each split it makes."""
+    """Shows G1 the real message and G2 a conflicting one; records each split it makes.
+
+    With linear communication votes go to one collector. Every member posts its twin votes
+    on the coalition's board; an accomplice collector records the votes it receives, and
+    when its core forwards a certificate for the real value it also builds one for the
+    shadow value (from G2's votes and the board) and shows that to G2.
+    """
 
     name = "equivocate"
 
+    def __init__(self, ctx: AdversaryContext) -> None:
+        super().__init__(ctx)
+        self.votes: dict[tuple[Kind, int, int, bytes], dict[NodeId, bytes]] = {}
+
+    def incoming(self, message: Message) -> None:
+        super().incoming(message)
+        if isinstance(message, Vote):
+            key = (message.kind, message.height, message.view, message.digest)
+            if key not in self.votes and len(self.votes) > 512:
+                self.votes.clear()
+            self.votes.setdefault(key, {})[message.signer] = message.signature
+
+    def _twin_certificate(self, message: Aggregate) -> Aggregate | None:
+        ctx = self.ctx
+        cert = message.certificate
+        value = self.values.get(cert.digest)
+        twin_value = shadow(value) if value is not None else None
+        twin_digest = (hashlib.sha256(twin_value).digest() if twin_value is not None
+                       else hashlib.sha256(b"shadow" + cert.digest).digest())
+        own = sign_vote(ctx.keys, ctx.chain_id, cert.kind, cert.epoch, cert.height, cert.view,
+                        twin_digest)
+        key = (cert.kind, cert.height, cert.view, twin_digest)
+        sigs = dict(self.votes.get(key, {}))
+        sigs.update(self.ctx.board.get(key, {}))
+        sigs[own.signer] = own.signature
+        if ctx.schedule is not None:
+            vset = ctx.schedule.validators_at(cert.height)
+            if not vset.is_quorum(vset.weight(sigs)):
+                return None
+        twin = Certificate(cert.kind, cert.epoch, cert.height, cert.view, twin_digest,
+                           tuple(sorted(sigs.items())))
+        carried = twin_value if message.value and twin_value is not None else b""
+        return sign_aggregate(ctx.keys, ctx.chain_id, twin, carried)
+
     def _twin(self, message: Message) -> Message | None:
         ctx = self.ctx
+        if isinstance(message, Aggregate):
+            return self._twin_certificate(message)
         if isinstance(message, Vote):
             value = self.values.get(message.digest)
             twin_digest = (hashlib.sha256(shadow(value)).digest() if value is not None
@@ -163,6 +212,14 @@ class Equivocate(Strategy):
             else:
                 out.append((message, r))
                 to_g1 = to_g1 or r in g1
+        if isinstance(twin, Vote):
+            board = self.ctx.board
+            if len(board) > 1024:
+                board.clear()
+            board.setdefault((twin.kind, twin.height, twin.view, twin.digest), {})[
+                twin.signer] = twin.signature
+        if isinstance(message, Aggregate):
+            return out  # not a signed conflict: its votes are (the twin votes are recorded)
         if to_g1 and to_g2 and self.ctx.record is not None:
             kind = Kind.CONFIRMATION if isinstance(message, Confirmation) else (
                 message.kind if isinstance(message, Vote) else
@@ -229,19 +286,29 @@ class Sybil(Strategy):
 
 
 class WrongLeader(Strategy):
-    """Proposes in every view it enters, leader or not."""
+    """Proposes in every view it takes part in (on its first liveness or vote there), leader
+    or not, to every peer."""
 
     name = "wrong-leader"
 
+    def __init__(self, ctx: AdversaryContext) -> None:
+        super().__init__(ctx)
+        self._usurped: set[tuple[int, int]] = set()
+
     def outgoing(self, message: Message, recipients: Sequence[NodeId]) -> Routed:
         out = [(message, r) for r in recipients]
-        if isinstance(message, Liveness):
+        if (isinstance(message, (Liveness, Vote)) and message.signer == self.ctx.keys.node_id
+                and (message.height, message.view) not in self._usurped):
+            if len(self._usurped) > 1024:
+                self._usurped.clear()
+            self._usurped.add((message.height, message.view))
             ctx = self.ctx
+            peers = [x for x in (*ctx.honest, *ctx.coalition) if x != ctx.keys.node_id]
             value = b"tx:usurper:" + ctx.keys.node_id.encode() + b":" + str(
                 (message.height, message.view)).encode()
-            p = sign_proposal(ctx.keys, ctx.chain_id, message.epoch, message.height,
-                              message.view, value)
-            out.extend((p, r) for r in recipients)
+            usurp = sign_proposal(ctx.keys, ctx.chain_id, message.epoch, message.height,
+                                  message.view, value)
+            out.extend((usurp, r) for r in peers)
         return out
 
 
@@ -299,6 +366,134 @@ class Zombie(Strategy):
         return [(v, p) for v in votes for p in peers]
 
 
+class _Tamper(Strategy):
+    """Base of the attachment attacks: forward a doctored copy of every honest message that
+    carries attachments, at once, to every other node; never propose itself (so the heights
+    it leads need a view change, where justifications and locks matter).
+
+    Meant to run with ``NetworkConfig(rushing=True)``: the doctored copy then reaches the
+    honest nodes before the real message does. Each copy keeps the signer's signature, so a
+    receiver that did not sign its attachments, or stored a copy before checking them, would
+    keep the bad copy and drop the real one as a duplicate.
+    """
+
+    def __init__(self, ctx: AdversaryContext) -> None:
+        super().__init__(ctx)
+        self.justifications: list[tuple[Liveness, ...]] = []
+        self.certificates: list[Certificate] = []
+        self.locks: list[LockProof] = []
+        self.confirmations: list[tuple[bytes, Certificate | None]] = []
+        self._doctored: set[bytes] = set()
+        """Signatures already doctored: each original is attacked once (its copies carry the
+        same signature, so accomplices do not amplify each other's copies forever)."""
+
+    def _keep(self, pool: list[Any], item: Any) -> None:
+        if item not in pool:
+            pool.append(item)
+            if len(pool) > 64:
+                del pool[0]
+
+    def incoming(self, message: Message) -> None:
+        super().incoming(message)
+        if isinstance(message, Proposal):
+            if message.justification:
+                self._keep(self.justifications, message.justification)
+            if message.lock_certificate is not None:
+                self._keep(self.certificates, message.lock_certificate)
+        elif isinstance(message, Liveness) and message.lock is not None:
+            self._keep(self.locks, message.lock)
+            self._keep(self.certificates, message.lock.certificate)
+        elif isinstance(message, Confirmation) and message.commit is not None:
+            self._keep(self.confirmations, (message.value, message.commit))
+            self._keep(self.certificates, message.commit)
+
+    def outgoing(self, message: Message, recipients: Sequence[NodeId]) -> Routed:
+        if isinstance(message, Proposal) and message.signer == self.ctx.keys.node_id:
+            return []
+        return [(message, r) for r in recipients]
+
+    def doctor(self, message: Message) -> list[Message]:
+        """Doctored copies of ``message`` (same signature, other attachments)."""
+        raise NotImplementedError
+
+    def react(self, message: Message) -> Routed:
+        if (message.signer == self.ctx.keys.node_id or isinstance(message, Vote)
+                or message.signature in self._doctored):
+            return []
+        if len(self._doctored) > 4096:
+            self._doctored.clear()
+        self._doctored.add(message.signature)
+        peers = [p for p in (*self.ctx.honest, *self.ctx.coalition)
+                 if p not in (self.ctx.keys.node_id, message.signer)]
+        return [(copy, p) for copy in self.doctor(message) if copy != message for p in peers]
+
+    def _other(self, pool: list[Any], current: Any) -> Any:
+        """An entry of ``pool`` other than ``current`` (the newest, or a random old one)."""
+        choices = [x for x in pool if x != current]
+        if not choices:
+            return None
+        return self._pick(choices)
+
+    def _pick(self, choices: list[Any]) -> Any:
+        return choices[-1]
+
+
+class Strip(_Tamper):
+    """Forwards copies without the justification, lock certificate, lock proof, value or
+    commit certificate: the liveness attack on receivers that keep the first signed copy."""
+
+    name = "strip"
+
+    def doctor(self, message: Message) -> list[Message]:
+        if isinstance(message, Proposal):
+            return [replace(message, justification=(), lock_certificate=None),
+                    replace(message, lock_certificate=None)]
+        if isinstance(message, Liveness):
+            return [replace(message, lock=None)] if message.lock is not None else []
+        if isinstance(message, Confirmation):
+            return [replace(message, commit=None), replace(message, value=b"", commit=None)]
+        return []
+
+
+class Swap(_Tamper):
+    """Forwards copies whose attachments come from another message of the same run (the
+    newest other justification, certificate, lock proof or confirmed value)."""
+
+    name = "swap"
+
+    def doctor(self, message: Message) -> list[Message]:
+        out: list[Message] = []
+        if isinstance(message, Proposal):
+            just = self._other(self.justifications, message.justification)
+            cert = self._other(self.certificates, message.lock_certificate)
+            if just is not None:
+                out.append(replace(message, justification=just))
+            if cert is not None:
+                out.append(replace(message, lock_certificate=cert))
+            if message.justification:  # a quorum of its own headers, reordered or thinned
+                out.append(replace(message, justification=message.justification[::-1]))
+                out.append(replace(message, justification=message.justification[:-1]))
+        elif isinstance(message, Liveness):
+            lock = self._other(self.locks, message.lock)
+            if lock is not None:
+                out.append(replace(message, lock=lock))
+        elif isinstance(message, Confirmation):
+            other = self._other(self.confirmations, (message.value, message.commit))
+            if other is not None:
+                out.append(replace(message, commit=other[1]))
+                out.append(replace(message, value=other[0], commit=other[1]))
+        return out
+
+
+class ReplayAttachments(Swap):
+    """Like ``swap``, with attachments replayed from any earlier height or view at random."""
+
+    name = "replay-attachments"
+
+    def _pick(self, choices: list[Any]) -> Any:
+        return self.ctx.rng.choice(choices)
+
+
 class Chaos(Strategy):
     """Each message handled by a randomly chosen one of the other strategies."""
 
@@ -319,7 +514,8 @@ class Chaos(Strategy):
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (Strategy, Silent, Withhold, Equivocate, Garbage, Sybil,
-                              WrongLeader, Replay, Zombie, Chaos)
+                              WrongLeader, Replay, Zombie, Strip, Swap, ReplayAttachments,
+                              Chaos)
 }
 
 

@@ -10,12 +10,19 @@ node runs views ``0, 1, 2, ...`` until it finalizes:
 * ``publishing``      the leader signs and sends ``Proposal(h, v, value, justification)``
 * ``voting``          the application checks the value; if good, sign a PREVOTE
 * ``finalizing``      a quorum of prevotes is a lock: keep it, sign a PRECOMMIT
-* ``verifying``       a quorum of precommits finalizes; apply, send a ``Confirmation``
+* ``verifying``       a quorum of precommits finalizes; the decision goes to the apply queue
+                      (``applies.py``); send a ``Confirmation`` with the result
+
+With ``CoreConfig(linear=True)`` (the default) votes go to the view's leader, which
+forwards each certificate once (an ``Aggregate``), and liveness messages are sent
+only in views entered on a timeout: ``O(n)`` messages per height when views succeed.
+Who sends what to whom changes nothing below: a certificate is a bundle of votes.
 
 The safety rules, enforced here whatever the transition table says:
 
 1. Only members of the epoch's validator set count; every message is signed
-   over (chain, kind, epoch, height, view, content) and checked before it counts.
+   over (chain, kind, epoch, height, view, content) - the content including a
+   digest of every attachment - and checked in full before anything of it is stored.
 2. A node prevotes at most once and precommits at most once per (height, view).
 3. It precommits in view ``v`` only after seeing a quorum of prevotes for the same
    value in ``v``; it then *locks* on that value (the prevote certificate).
@@ -42,8 +49,10 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from .applies import ApplyLog, ApplyQueue, MemoryApplyLog, PendingApply
 from .crypto import Verifier
 from .effects import (
     Call,
@@ -70,9 +79,10 @@ from .effects import (
 from .errors import ConfigError, ConsensusError
 from .evidence import Equivocation, EvidencePool
 from .guard import MemorySafetyStore, SafetyStore, SigningGuard
-from .machine import Event, MachineSpec, Phase
+from .machine import Event, MachineSpec, Phase, Transition
 from .messages import (
     NO_LOCK,
+    Aggregate,
     Certificate,
     Confirmation,
     Kind,
@@ -82,13 +92,16 @@ from .messages import (
     Proposal,
     Signer,
     Vote,
+    certificate_digest,
     kind_of,
+    sign_aggregate,
     sign_confirmation,
     sign_liveness,
     sign_proposal,
     sign_vote,
 )
-from .providers import BytesCodec, Codec, round_robin
+from .leaders import proposer_schedule
+from .providers import BytesCodec, Codec
 from .trace import TraceLog, TraceRecord
 from .validators import EpochSchedule, ValidatorSet
 
@@ -134,6 +147,12 @@ class CoreConfig:
     relay: bool = False
     """Forward every newly accepted message once (gossip): costs n times the messages, gives
     every honest node every message, hence every equivocation, in a lossy network."""
+    linear: bool = True
+    """Linear communication (``O(n)`` messages per height when views succeed): prevotes and
+    precommits go to the view's leader, which forwards one quorum certificate to everyone
+    (an ``Aggregate``); liveness messages - the view change - are broadcast only in views
+    entered on a timeout (view > 0); confirmations go to the next height's leader. False:
+    everything all-to-all (``O(n^2)``), as before."""
     trace_limit: int = 2048
     evidence_limit: int = 1024
     report_internal: bool = True
@@ -162,6 +181,9 @@ class _View:
     """Everything seen for one (height, view); each dict holds at most one entry per member."""
 
     __slots__ = (
+        "aggregated",
+        "certs",
+        "forwarded",
         "liveness",
         "my_liveness",
         "my_precommit",
@@ -189,13 +211,30 @@ class _View:
         self.my_prevote: Vote | None = None
         self.my_precommit: Vote | None = None
         self.quorum_raised = False
+        self.forwarded: set[Kind] = set()
+        """Certificates this node, as the view's collector, has forwarded (at most one each)."""
+        self.aggregated: set[Kind] = set()
+        """Certificates received in an ``Aggregate`` and counted (the first valid one each)."""
+        self.certs: dict[Kind, Certificate] = {}
+        """Valid certificates at hand (forwarded or received): reused for the lock and the
+        decision instead of being rebuilt from the votes."""
+
+
+@lru_cache(maxsize=64)
+def _keyring(validators: ValidatorSet) -> bytes:
+    w = hashlib.sha256(validators.epoch.to_bytes(8, "big", signed=True))
+    for v in validators.validators:
+        w.update(len(v.node_id).to_bytes(2, "big") + v.node_id.encode() + v.public_key)
+    return w.digest()
 
 
 class _Height:
     """Everything kept for one height."""
 
     __slots__ = (
+        "applied",
         "certified",
+        "keyring",
         "confirmations",
         "decision",
         "epoch",
@@ -213,6 +252,8 @@ class _Height:
         self.height = height
         self.epoch = epoch
         self.validators = validators
+        self.keyring = _keyring(validators)
+        """Names the keys a certificate of this height is checked against (memo key)."""
         self.views: dict[int, _View] = {}
         self.confirmations: dict[NodeId, Confirmation] = {}
         self.values: dict[bytes, bytes] = {}
@@ -222,6 +263,8 @@ class _Height:
         self.max_view: dict[NodeId, int] = {}
         self.certified: tuple[bytes, Certificate] | None = None
         self.leaders: tuple[NodeId, ...] | None = None
+        self.applied: bytes | None = None
+        """The application's result once it applied this height (the apply queue's answer)."""
 
 
 @dataclass
@@ -244,12 +287,18 @@ class ConsensusCore(Generic[V]):
     A core built on a store that has signed before resumes at its last (height,
     view) with its lock. ``start_height`` is where the application's chain is
     (heights below it are done); the core starts at the higher of the two.
+
+    ``applies`` is the durable apply log (``applies.py``): every decision is logged
+    there before anything is signed for the next height, and handed to
+    ``finalize_votes`` in height order, one at a time, never cancelled by a phase
+    timer; a core built on a log with unacknowledged heights applies them first.
     """
 
     def __init__(self, keys: Signer, schedule: EpochSchedule, *,
                  spec: MachineSpec | None = None, config: CoreConfig | None = None,
                  codec: Codec[V] | None = None, verifier: Verifier | None = None,
-                 guard: SafetyStore | None = None, start_height: int = 0) -> None:
+                 guard: SafetyStore | None = None, start_height: int = 0,
+                 applies: ApplyLog | None = None) -> None:
         self.keys = keys
         self.node_id: NodeId = keys.node_id
         self.schedule = schedule
@@ -288,6 +337,8 @@ class ConsensusCore(Generic[V]):
         self._resume_note: str | None = None
         self.guard = SigningGuard(guard if guard is not None else MemorySafetyStore(),
                                   self._guard_owner())
+        self.applies = ApplyQueue(applies if applies is not None else MemoryApplyLog(),
+                                  start_height)
         self._resume()
 
     def _guard_owner(self) -> str:
@@ -312,8 +363,15 @@ class ConsensusCore(Generic[V]):
         if self.phase is not self.spec.initial or self.stats.sent.total():
             raise ConsensusError(
                 f"node {self.node_id}: the signing guard can only be set before the node runs")
-        self.guard = SigningGuard(store, self._guard_owner())
+        self.guard = SigningGuard(store, self._guard_owner(), deferred=self.guard.deferred)
         self._resume()
+
+    def use_apply_log(self, log: ApplyLog) -> None:
+        """Replace the apply log (before ``Start``); its unacknowledged heights apply first."""
+        if self.phase is not self.spec.initial or self.stats.sent.total():
+            raise ConsensusError(
+                f"node {self.node_id}: the apply log can only be set before the node runs")
+        self.applies = ApplyQueue(log, self._start_height, deferred=self.applies.deferred)
 
     # ================================================================ public surface
 
@@ -353,7 +411,7 @@ class ConsensusCore(Generic[V]):
         book = self._heights.get(height)
         leaders = book.leaders if book is not None and book.leaders else None
         if leaders is None:
-            leaders = round_robin(height, self.validators_at(height))
+            leaders = proposer_schedule(height, self.validators_at(height))
         return leaders[view % len(leaders)]
 
     @property
@@ -377,7 +435,8 @@ class ConsensusCore(Generic[V]):
             for vb in book.views.values():
                 total += (len(vb.liveness) + len(vb.signed_proposals) + len(vb.prevotes)
                           + len(vb.precommits))
-        return total + len(self._ahead) + len(self._hinted) + len(self._pending)
+        return (total + len(self._ahead) + len(self._hinted) + len(self._pending)
+                + self.applies.backlog)
 
     # ================================================================ machinery
 
@@ -405,6 +464,11 @@ class ConsensusCore(Generic[V]):
         tr = self.spec.transition(self.phase, event)
         if tr is None:
             return
+        self._take(event, tr)
+        if not tr.internal:
+            self._pump_apply()  # after a failed apply, the next phase change retries it
+
+    def _take(self, event: Event, tr: Transition) -> None:
         if event in self.spec.view_change_on:
             self._set_view(self.view + 1)
         if event in self.spec.next_height_on:
@@ -437,10 +501,12 @@ class ConsensusCore(Generic[V]):
 
     def _exit(self, phase: Phase) -> None:
         for token, call in list(self._pending.items()):
-            if call.method == "next_leaders" and phase is not Phase.STOPPING:
-                continue
+            if call.method in ("next_leaders", "finalize_votes") and phase is not Phase.STOPPING:
+                continue  # not tied to the phase: an apply is never cancelled by a timer
             del self._pending[token]
             self._out.append(CancelCall(token))
+            if call.method == "finalize_votes":
+                self.applies.abandon()  # stopping: the log keeps it for the next process
 
     def _enter(self, phase: Phase) -> None:
         if phase is Phase.LOADING:
@@ -587,29 +653,41 @@ class ConsensusCore(Generic[V]):
     def _enter_liveness(self) -> None:
         book, vb = self._current()
         if book.leaders is None:
-            book.leaders = round_robin(self.height, book.validators)
-            self._trace("leaders unknown at liveness check: using round robin")
-        if vb.my_liveness is None and self._is_member():
-            if self._lock is not None and self._lock[0] >= self.view:
-                # Only after a restart into the view it locked in: its liveness for this
-                # view was signed before the lock, and the guard holds the record of it.
-                self._trace("locked in this very view before a restart: no liveness")
-            else:
-                msg = sign_liveness(self.keys, self.config.chain_id, book.epoch, self.height,
-                                    self.view, self._lock)
-                if self._guarded(msg):
-                    vb.my_liveness = msg
-                    self._store_liveness(book, vb, msg)
-                    self._send(msg)
+            book.leaders = proposer_schedule(self.height, book.validators)
+            self._trace("leaders unknown at liveness check: using the stake-weighted schedule")
+        if not (self.config.linear and self.view == 0):
+            # Linear: view 0 needs no liveness; it is signed only if a hint needs it.
+            msg = self._my_liveness(book, vb)
+            if msg is not None:
+                self._send(msg)
         self._check_liveness_quorum()
         self._check_proposal()
         self._check_jump()
+
+    def _my_liveness(self, book: _Height, vb: _View) -> Liveness | None:
+        """This node's liveness for the current view, signed (and guarded) once."""
+        if vb.my_liveness is not None or not self._is_member():
+            return vb.my_liveness
+        if self._lock is not None and self._lock[0] >= self.view:
+            # Only after a restart into the view it locked in: its liveness for this
+            # view was signed before the lock, and the guard holds the record of it.
+            self._trace("locked in this very view before a restart: no liveness")
+            return None
+        msg = sign_liveness(self.keys, self.config.chain_id, book.epoch, self.height,
+                            self.view, self._lock)
+        if not self._guarded(msg):
+            return None
+        vb.my_liveness = msg
+        self._store_liveness(book, vb, msg)
+        return msg
 
     def _check_liveness_quorum(self) -> None:
         if self.phase is not Phase.LIVENESS_CHECK:
             return
         book, vb = self._current()
-        if book.validators.is_quorum(book.validators.weight(vb.liveness)):
+        if (self.config.linear and self.view == 0) or book.validators.is_quorum(
+                book.validators.weight(vb.liveness)):
+            # Linear: view 0 needs no justification, so nobody waits for liveness quorums.
             self._raise(Event.PROVER_SIGNAL)
 
     def _start_proving(self) -> None:
@@ -697,7 +775,8 @@ class ConsensusCore(Generic[V]):
             return
         vb.my_prevote = vote
         self._store_vote(book, vb, vote)
-        self._send(vote)
+        self._send_vote(vote)
+        self._collect(book, self.view)
         self._check_prevote_quorum()
 
     def _check_prevote_quorum(self) -> None:
@@ -719,7 +798,9 @@ class ConsensusCore(Generic[V]):
         value = book.values.get(mine.digest)
         if value is None:
             return
-        cert = self._certificate(book, vb.prevotes, Kind.PREVOTE, self.view, mine.digest)
+        cert = vb.certs.get(Kind.PREVOTE)
+        if cert is None or cert.digest != mine.digest:
+            cert = self._certificate(book, vb.prevotes, Kind.PREVOTE, self.view, mine.digest)
         if self._lock is None or self._lock[0] < self.view:
             self._lock = (self.view, LockProof(value, cert))
             self._trace(f"locked on {mine.digest.hex()[:12]} in view {self.view}")
@@ -729,7 +810,8 @@ class ConsensusCore(Generic[V]):
             if self._guarded(vote):
                 vb.my_precommit = vote
                 self._store_vote(book, vb, vote)
-                self._send(vote)
+                self._send_vote(vote)
+                self._collect(book, self.view)
         self._try_decide(book)
 
     def _enter_verifying(self) -> None:
@@ -739,7 +821,63 @@ class ConsensusCore(Generic[V]):
         if book.my_confirmation is not None:
             self._raise(Event.VERIFICATION_DONE)
             return
-        self._call("voting", "finalize_votes", book.decision)
+        if book.applied is not None:
+            self._confirm(book, book.applied)
+            self._raise(Event.VERIFICATION_DONE)
+            return
+        # Otherwise the apply queue has it (running, or behind earlier heights); its answer
+        # completes the phase, or the verifying timeout confirms without a result.
+        self._pump_apply()
+
+    # ================================================================ the apply queue
+
+    def _pump_apply(self) -> None:
+        """Hand the next logged height to the application, if none is running."""
+        if self.phase in (Phase.STOPPED, Phase.STOPPING):
+            return
+        entry = self.applies.next()
+        if entry is None:
+            return
+        decision = self.decisions.get(entry.height)
+        if decision is None or decision.digest != entry.certificate.digest:
+            decision = self._decision_of(entry)
+        token = self._next_token()
+        self._pending[token] = _Pending("voting", "finalize_votes", entry.height, -1)
+        self.applies.in_flight = entry.height
+        self._out.append(Call(token, "voting", "finalize_votes", (decision,), None))
+
+    def _decision_of(self, entry: PendingApply) -> Decision[V]:
+        try:
+            value = self.codec.decode(entry.raw)
+        except Exception:  # noqa: BLE001 - a certified value is final even if it does not decode
+            value = entry.raw  # type: ignore[assignment]
+        cert = entry.certificate
+        return Decision(entry.height, cert.view, value, entry.raw, cert.digest, cert)
+
+    def _log_apply(self, decision: Decision[V]) -> None:
+        try:
+            self.applies.add(decision.height, decision.raw, decision.certificate)
+        except Exception as exc:  # noqa: BLE001 - kept in memory; only a crash would lose it
+            self._fault(decision.height, "apply-log-failed", None, repr(exc))
+
+    def _applied(self, call: _Pending, result: Any, error: str | None) -> None:
+        if error is not None:
+            self.applies.abandon()  # retried at the next phase change, never skipped
+            return
+        try:
+            self.applies.done(call.height)
+        except Exception as exc:  # noqa: BLE001
+            self._fault(call.height, "apply-log-failed", None, repr(exc))
+        res = bytes(result) if isinstance(result, bytes | bytearray) else b""
+        book = self._heights.get(call.height)
+        if book is not None and book.decision is not None:
+            book.applied = res
+            if call.height < self.height:
+                self._confirm(book, res)  # a late result: confirm if the timeout did not
+            elif call.height == self.height and self.phase is Phase.VERIFYING:
+                self._confirm(book, res)
+                self._raise(Event.VERIFICATION_DONE)
+        self._pump_apply()
 
     def _confirm(self, book: _Height, result: bytes) -> None:
         decision = book.decision
@@ -753,10 +891,46 @@ class ConsensusCore(Generic[V]):
             return
         book.my_confirmation = conf
         book.confirmations[self.node_id] = conf
-        self._send(conf)
+        if self.config.linear:
+            # One copy, to whoever leads the next height (it compares results); laggards get
+            # theirs on demand, when they show up still working on this height.
+            nxt = self.leader(book.height + 1, 0)
+            if nxt != self.node_id:
+                self._send(conf, nxt)
+        else:
+            self._send(conf)
         for other in list(book.confirmations.values()):
             if other.signer != self.node_id:
                 self._compare_confirmation(book, other)
+
+    def _send_vote(self, vote: Vote) -> None:
+        """All-to-all, or (linear) to the view's collector, its leader."""
+        if not self.config.linear:
+            self._send(vote)
+            return
+        collector = self.leader(vote.height, vote.view)
+        if collector != self.node_id:
+            self._send(vote, collector)
+
+    def _collect(self, book: _Height, view: int) -> None:
+        """As the view's collector (linear mode): forward each certificate once it exists."""
+        if not self.config.linear or self.leader(book.height, view) != self.node_id:
+            return
+        vb = book.views.get(view)
+        if vb is None or not self._is_member(book.height):
+            return
+        for kind, weights, votes in ((Kind.PREVOTE, vb.pv_weight, vb.prevotes),
+                                     (Kind.PRECOMMIT, vb.pc_weight, vb.precommits)):
+            if kind in vb.forwarded:
+                continue
+            for dig, weight in weights.items():
+                if book.validators.is_quorum(weight):
+                    cert = self._certificate(book, votes, kind, view, dig)
+                    value = book.values.get(dig, b"") if kind is Kind.PRECOMMIT else b""
+                    vb.forwarded.add(kind)
+                    vb.certs.setdefault(kind, cert)
+                    self._send(sign_aggregate(self.keys, self.config.chain_id, cert, value))
+                    break
 
     def _certificate(self, book: _Height, votes: dict[NodeId, Vote], kind: Kind, view: int,
                      value_digest: bytes) -> Certificate:
@@ -776,8 +950,10 @@ class ConsensusCore(Generic[V]):
         for view, vb in list(book.views.items()):
             for dig, weight in vb.pc_weight.items():
                 if book.validators.is_quorum(weight) and dig in book.values:
-                    cert = self._certificate(book, vb.precommits, Kind.PRECOMMIT, view, dig)
-                    self._decide(book, view, book.values[dig], cert)
+                    held = vb.certs.get(Kind.PRECOMMIT)
+                    if held is None or held.digest != dig:
+                        held = self._certificate(book, vb.precommits, Kind.PRECOMMIT, view, dig)
+                    self._decide(book, view, book.values[dig], held)
                     return
 
     def _decide(self, book: _Height, view: int, raw: bytes, cert: Certificate) -> None:
@@ -793,6 +969,8 @@ class ConsensusCore(Generic[V]):
         self.last_decided = max(self.last_decided, book.height)
         self._trace(f"finalized height {book.height} in view {view}: {cert.digest.hex()[:12]}")
         self.stats.accepted["decision"] += 1
+        self._log_apply(decision)  # however it was finalized: votes, confirmation or sync
+        self._pump_apply()
         self._out.append(Notify(Finalized(self._now, self.node_id, decision)))
         for other in list(book.confirmations.values()):
             if other.signer != self.node_id:
@@ -807,7 +985,8 @@ class ConsensusCore(Generic[V]):
             book = self._heights.get(self.height)
             if book is not None and book.my_confirmation is None:
                 self._fault(self.height, "finalize-timeout", None,
-                            "the application did not apply the decision in time")
+                            "the application has not applied the decision yet: confirming "
+                            "without a result; the apply queue keeps it")
         self._trace(f"timeout: {event}")
         self._raise(event)
 
@@ -830,7 +1009,7 @@ class ConsensusCore(Generic[V]):
             if book is not None and book.leaders is None:
                 book.leaders = self._valid_leaders(book, result) if error is None else None
                 if book.leaders is None:
-                    book.leaders = round_robin(book.height, book.validators)
+                    book.leaders = proposer_schedule(book.height, book.validators)
             self._collection_ready()
         elif method == "collect" and same_round:
             self._collected = result if error is None else None
@@ -852,13 +1031,7 @@ class ConsensusCore(Generic[V]):
         elif method == "decide_vote" and same_round and self.phase is Phase.VOTING:
             self._prevote(error is None and result is True)
         elif method == "finalize_votes":
-            book = self._heights.get(call.height)
-            if book is None or book.decision is None:
-                return
-            res = result if error is None and isinstance(result, bytes | bytearray) else b""
-            self._confirm(book, bytes(res))
-            if call.height == self.height and self.phase is Phase.VERIFYING:
-                self._raise(Event.VERIFICATION_DONE)
+            self._applied(call, result, error)
 
     def _valid_leaders(self, book: _Height, result: Any) -> tuple[NodeId, ...] | None:
         try:
@@ -866,7 +1039,8 @@ class ConsensusCore(Generic[V]):
         except TypeError:
             return None
         if not leaders or any(x not in book.validators for x in leaders):
-            self._trace(f"leader provider answered {leaders!r}: not members, using round robin")
+            self._trace(f"leader provider answered {leaders!r}: not members, using the "
+                        "stake-weighted schedule")
             return None
         return leaders
 
@@ -890,7 +1064,7 @@ class ConsensusCore(Generic[V]):
         self._trace(f"sync applied {applied} heights")
 
     def _jump_height(self) -> None:
-        """Leave a height finalized by sync without applying it (the sync provider did)."""
+        """Leave a height finalized by sync (its apply is queued like any other)."""
         book = self._heights.get(self.height)
         if book is None or book.decision is None:
             return
@@ -933,7 +1107,7 @@ class ConsensusCore(Generic[V]):
                                     message.signature)
 
     def _on_message(self, msg: Message) -> None:
-        if not isinstance(msg, (Vote, Liveness, Proposal, Confirmation)):
+        if not isinstance(msg, (Vote, Liveness, Proposal, Confirmation, Aggregate)):
             self._reject("not-a-message")
             return
         h = msg.height
@@ -961,6 +1135,8 @@ class ConsensusCore(Generic[V]):
             self._on_liveness(book, msg, member.public_key)
         elif isinstance(msg, Proposal):
             self._on_proposal(book, msg, member.public_key)
+        elif isinstance(msg, Aggregate):
+            self._on_aggregate(book, msg, member.public_key)
         else:
             self._on_confirmation(book, msg, member.public_key)
 
@@ -977,7 +1153,10 @@ class ConsensusCore(Generic[V]):
             if msg.view > book.replied.get(msg.signer, -2):
                 book.replied[msg.signer] = msg.view
                 self._send(mine, msg.signer)
-        elif h > self.height and (self.view > 0 or h > self.height + 1):
+        elif h > self.height and (self.view > 0 or h > self.height + 1 or (
+                self.config.linear and not self._decided(self.height))):
+            # Linear mode broadcasts no confirmations: a node still deciding a height others
+            # have left asks the first of them it hears from (it answers with its proof).
             self._hint(msg.signer)
         if h >= self.height and msg.view >= 0:
             if book.max_view.get(msg.signer, -1) < msg.view:
@@ -1003,6 +1182,10 @@ class ConsensusCore(Generic[V]):
         else:
             self._reject("view-out-of-window")
 
+    def _decided(self, height: int) -> bool:
+        book = self._heights.get(height)
+        return book is not None and book.decision is not None
+
     def _hint(self, peer: NodeId) -> None:
         """A peer is ahead of us: show it where we are so it answers with confirmations."""
         key = (peer, self.height, self.view)
@@ -1010,7 +1193,12 @@ class ConsensusCore(Generic[V]):
             return
         book = self._heights.get(self.height)
         vb = book.views.get(self.view) if book is not None else None
-        if vb is not None and vb.my_liveness is not None:
+        if book is None or vb is None:
+            return
+        if vb.my_liveness is None and self.config.linear and self.view == 0 and (
+                self.phase not in (Phase.STOPPED, Phase.STARTING, Phase.LOADING)):
+            self._my_liveness(book, vb)
+        if vb.my_liveness is not None:
             self._hinted.add(key)
             self._send(vb.my_liveness, peer)
 
@@ -1049,6 +1237,12 @@ class ConsensusCore(Generic[V]):
         return True
 
     def _found(self, first: Message, second: Message) -> None:
+        if first.signer == self.node_id:
+            # Its own vote inside a certificate, against the one it holds: possible only for
+            # a node restarted without its guard. Not evidence it would report on itself.
+            self._trace(f"a certificate holds another {kind_of(first).name} of ours at "
+                        f"h={first.height} v={first.view}")
+            return
         ev = Equivocation.of(first, second)
         if self.evidence.add(ev):
             self._trace(f"equivocation by {ev.validator}: {ev.kind.name} h={ev.height} "
@@ -1079,6 +1273,7 @@ class ConsensusCore(Generic[V]):
             return
         self._store_vote(book, vb, vote, weight)
         self._after_accept(book, vote)
+        self._collect(book, vote.view)
         self._after_vote(book, vote)
 
     def _store_vote(self, book: _Height, vb: _View, vote: Vote, weight: int | None = None,
@@ -1120,6 +1315,8 @@ class ConsensusCore(Generic[V]):
                 self._found(prior, vote)
         if book.height == self.height and cert.kind is Kind.PREVOTE and cert.view == self.view:
             self._check_prevote_quorum()
+        if cert.kind is Kind.PRECOMMIT and book.height <= self.height:
+            self._try_decide(book)
 
     def _check_certificate(self, book: _Height, cert: Certificate, kind: Kind, view: int | None,
                            value_digest: bytes | None) -> bool:
@@ -1135,10 +1332,14 @@ class ConsensusCore(Generic[V]):
             return False
         if not book.validators.is_quorum(book.validators.weight(signers)):
             return False
+        memo = (self.config.chain_id, book.keyring, certificate_digest(cert))
+        if self.verifier.bundle_known(memo):
+            return True
         for vote in cert.votes():
             member = book.validators.get(vote.signer)
             if member is None or not self._verify(member.public_key, vote):
                 return False
+        self.verifier.remember_bundle(memo)
         return True
 
     def _check_commit(self, book: _Height, cert: Certificate | None, value: bytes) -> bool:
@@ -1164,8 +1365,11 @@ class ConsensusCore(Generic[V]):
             self._reject("bad-signature")
             return
         if msg.lock_view >= 0:
+            # The signature covers lock_digest, so a stripped or swapped proof fails here and
+            # nothing is stored: the signer's real message is still accepted when it arrives.
             lock = msg.lock
-            if lock is None or len(lock.value) > self.config.max_value_bytes or not (
+            if lock is None or not msg.lock_matches() or len(
+                    lock.value) > self.config.max_value_bytes or not (
                     self._check_certificate(book, lock.certificate, Kind.PREVOTE, msg.lock_view,
                                             _sha(lock.value))):
                 self._reject("bad-lock-proof")
@@ -1201,19 +1405,29 @@ class ConsensusCore(Generic[V]):
             self._out_of_window(book, p, pubkey)
             return
         prior = vb.signed_proposals.get(p.signer)
-        if self._duplicate_or_conflict(prior, p, pubkey,
-                                       prior is not None and prior.digest == p.digest):
+        if prior is not None and prior.signature == p.signature:
+            self.stats.rejected["duplicate"] += 1
             return
         if book.leaders is not None and self.leader(book.height, p.view) != p.signer:
             self._reject("wrong-leader")
             return
+        # The signature covers the value's digest and the attachments' digest: a copy a relay
+        # stripped, swapped or replayed attachments in fails here, before anything is stored.
         if not self._verify(pubkey, p):
             self._reject("bad-signature")
             return
-        vb.signed_proposals[p.signer] = p
-        if self.config.relay:
-            self._out.append(Send(p, None))
+        if prior is not None and prior.digest != p.digest:
+            self._found(prior, p)
+            return
+        if p.signer in vb.proposals:
+            self.stats.rejected["duplicate"] += 1
+            return
+        if prior is None:
+            vb.signed_proposals[p.signer] = p  # evidence is about signatures, justified or not
+            if self.config.relay:
+                self._out.append(Send(p, None))
         if p.view > 0 and not self._justified(book, p):
+            # Kept out of ``proposals``: another copy the leader signed may still be justified.
             self._reject("bad-justification")
             return
         vb.proposals[p.signer] = p
@@ -1253,11 +1467,45 @@ class ConsensusCore(Generic[V]):
         self._observe_certificate(book, cert)
         return True
 
+    # -- aggregates (linear mode) -------------------------------------------------------
+
+    def _on_aggregate(self, book: _Height, a: Aggregate, pubkey: bytes) -> None:
+        cert = a.certificate
+        if (a.view < 0 or cert.view != a.view or len(a.value) > self.config.max_value_bytes
+                or cert.kind not in (Kind.PREVOTE, Kind.PRECOMMIT)):
+            self._reject("malformed")
+            return
+        vb = self._view_book(book, a.view)
+        if vb is None:
+            self._out_of_window(book, a, pubkey)
+            return
+        if cert.kind in vb.aggregated:
+            self.stats.rejected["duplicate"] += 1
+            return
+        if not self._verify(pubkey, a):
+            self._reject("bad-signature")
+            return
+        if a.value and _sha(a.value) != cert.digest:
+            self._reject("bad-digest")
+            return
+        if not self._check_certificate(book, cert, cert.kind, a.view, None):
+            self._reject("bad-certificate")  # nothing stored: a valid copy still counts
+            return
+        vb.aggregated.add(cert.kind)
+        vb.certs.setdefault(cert.kind, cert)
+        if a.value:
+            book.values[cert.digest] = a.value
+        self._observe_certificate(book, cert)
+        self._after_accept(book, a)
+
     # -- confirmations ----------------------------------------------------------------
 
     def _on_confirmation(self, book: _Height, c: Confirmation, pubkey: bytes) -> None:
         if len(c.digest) != _DIGEST or len(c.result) > 64:
             self._reject("malformed")
+            return
+        if len(c.value) > self.config.max_value_bytes or _sha(c.value) != c.digest:
+            self._reject("bad-digest")  # the signed digest is what binds the value
             return
         prior = book.confirmations.get(c.signer)
         if self._duplicate_or_conflict(

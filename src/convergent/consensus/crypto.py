@@ -5,11 +5,16 @@ sees the same signed vote many times (directly, inside certificates, inside
 proposal justifications), so the ``Verifier`` remembers which
 ``(key, payload, signature)`` triples it has already checked. Ed25519 is
 deterministic, so the memo never changes an answer.
+
+A ``Verifier`` may be shared by the event loop and worker threads (the runtime
+checks incoming signatures in a thread, then the core finds the answers in the
+memo): the caches are updated under a lock; the check itself runs outside it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -85,6 +90,8 @@ class Verifier:
         self._keys: dict[bytes, Ed25519PublicKey | None] = {}
         self._memo: dict[tuple[bytes, bytes, bytes], bool] = {}
         self._memo_size = memo_size
+        self._lock = threading.Lock()
+        self._bundles: set[tuple[object, ...]] = set()
         self.checks = 0
         """Signatures really checked (memo misses): what the benchmark reports."""
 
@@ -95,9 +102,10 @@ class Verifier:
                 key = Ed25519PublicKey.from_public_bytes(public_key)
             except ValueError:
                 key = None
-            if len(self._keys) >= 4096:
-                self._keys.clear()
-            self._keys[public_key] = key
+            with self._lock:
+                if len(self._keys) >= 4096:
+                    self._keys.clear()
+                self._keys[public_key] = key
         return key  # type: ignore[return-value]
 
     def verify(self, public_key: bytes, payload: bytes, signature: bytes) -> bool:
@@ -110,13 +118,34 @@ class Verifier:
         key = self._key(public_key)
         ok = False
         if key is not None:
-            self.checks += 1
             try:
                 key.verify(signature, payload)
                 ok = True
             except InvalidSignature:
                 ok = False
-        if len(self._memo) >= self._memo_size:
-            self._memo.clear()
-        self._memo[memo_key] = ok
+        with self._lock:
+            if key is not None:
+                self.checks += 1
+            if len(self._memo) >= self._memo_size:
+                self._memo.clear()
+            self._memo[memo_key] = ok
         return ok
+
+    def bundle_known(self, key: tuple[object, ...]) -> bool:
+        """True if a bundle of signatures (a certificate) under ``key`` was found valid.
+
+        ``key`` must name everything the check depended on (the core uses chain id, the
+        validator keys and the certificate's digest): like the signature memo, it changes
+        the cost of a repeated check, never its answer.
+        """
+        return key in self._bundles
+
+    def remember_bundle(self, key: tuple[object, ...]) -> None:
+        with self._lock:
+            if len(self._bundles) >= 4096:
+                self._bundles.clear()
+            self._bundles.add(key)
+
+    def known(self, public_key: bytes, payload: bytes, signature: bytes) -> bool | None:
+        """The memoized answer for this triple, or None if it was never checked."""
+        return self._memo.get((public_key, payload, signature))

@@ -41,14 +41,16 @@ from .byzantine import STRATEGIES, AdversaryContext, FilteredTransport, make_str
 from .core import ConsensusCore, CoreConfig
 from .crypto import KeyPair
 from .effects import CertifiedValue, Decision, EvidenceFound, FaultObserved, Finalized
+from .applies import FileApplyLog
 from .guard import FileSafetyStore
 from .machine import MachineSpec
 from .net import TcpTransport
-from .providers import JsonCodec, Providers, round_robin
+from .leaders import proposer_schedule
+from .providers import JsonCodec, Providers
 from .runtime import ConsensusNode
 from .validators import EpochSchedule, Validator, ValidatorSet
 
-__all__ = ["DEMO_SPEC", "DemoApp", "main"]
+__all__ = ["DEMO_SPEC", "DemoApp", "check_args", "main"]
 
 DEMO_SPEC = MachineSpec.default().with_timeouts(
     starting=0.05, loading=5.0, collecting=0.5, liveness_check=1.0, proving=2.0,
@@ -70,7 +72,7 @@ class DemoApp:
         return [f"{self.node_id}/tx-{height}-{view}"]
 
     async def next_leaders(self, height: int, validators: ValidatorSet) -> Sequence[str]:
-        return round_robin(height, validators)
+        return proposer_schedule(height, validators)
 
     async def prove_next_state(self, height: int, view: int, collected: Any,
                                prior: Any) -> dict[str, Any]:
@@ -104,7 +106,8 @@ async def _child(timeout: float) -> int:
         config=CoreConfig(chain_id=cfg["chain_id"], relay=True))
     app = DemoApp(keys.node_id)
     providers: Providers[Any, Any] = Providers(app, app, app, app)
-    tcp = TcpTransport(keys.node_id)
+    tcp = TcpTransport(keys.node_id, keys=keys,
+                       peer_keys={v.node_id: v.public_key for v in vset.validators})
     port = await tcp.start()
     _say(f"PORT {port}")
     peers = json.loads(await reader.readline())["peers"]
@@ -132,14 +135,15 @@ async def _child(timeout: float) -> int:
 
     node: ConsensusNode[Any, Any] = ConsensusNode(
         core, providers, transport, listeners=[report],
-        guard=FileSafetyStore(cfg["guard_file"]) if cfg.get("guard_file") else None)
+        guard=FileSafetyStore(cfg["guard_file"]) if cfg.get("guard_file") else None,
+        apply_log=FileApplyLog(cfg["apply_file"]) if cfg.get("apply_file") else None)
 
-    def on_message(message: Any) -> None:
+    def on_message(message: Any, peer: str) -> None:
         if strategy is not None:
             strategy.incoming(message)
             for msg, dst in strategy.react(message):
                 tcp.send(msg, dst)
-        node.deliver(message)
+        node.deliver(message, peer)
 
     tcp.on_message = on_message
     await node.start()
@@ -215,7 +219,8 @@ async def _parent(args: argparse.Namespace) -> int:
                "validators": validators, "chain_id": f"demo-{args.seed}",
                "strategy": args.strategy if child.byzantine else None,
                "honest": honest, "byzantine": byz, "seed": args.seed,
-               "guard_file": str(state_dir / f"{key.node_id}.guard.json")}
+               "guard_file": str(state_dir / f"{key.node_id}.guard.json"),
+               "apply_file": str(state_dir / f"{key.node_id}.applies.json")}
         await child.send(json.dumps(cfg))
     status = 1
     try:
@@ -342,6 +347,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for the parent's options; any error means exit status 2.
+
+    ``--nodes`` below 1 is the only error reported then: every other count is
+    meaningless without nodes. More byzantine nodes than ``n`` tolerates is allowed
+    (the demo can show what happens past the bound) but warned about.
+    """
+    if args.nodes < 1:
+        return [f"--nodes={args.nodes} (expected >= 1: a network needs at least one "
+                "validator)"], []
+    problems: list[str] = []
+    if not 0 <= args.byzantine <= args.nodes - 1:
+        problems.append(f"--byzantine={args.byzantine} (expected 0..{args.nodes - 1}: at least "
+                        "one honest node)")
+    if args.rounds < 1:
+        problems.append(f"--rounds={args.rounds} (expected >= 1)")
+    if args.timeout <= 0:
+        problems.append(f"--timeout={args.timeout} (expected > 0)")
+    if args.state_dir and Path(args.state_dir).is_dir() and any(
+            p for pattern in ("*.guard.json", "*.applies.json")
+            for p in Path(args.state_dir).glob(pattern)):
+        problems.append(f"--state-dir={args.state_dir} already holds signing-guard or apply "
+                        "log files (use an empty directory)")
+    warnings: list[str] = []
+    tolerated = (args.nodes - 1) // 3
+    if not problems and args.byzantine > tolerated:
+        warnings.append(
+            f"--byzantine={args.byzantine} is more than the {tolerated} byzantine "
+            f"node{'' if tolerated == 1 else 's'} {args.nodes} validators tolerate (f < n/3): "
+            "agreement and progress are no longer guaranteed; the honest nodes may disagree "
+            "(exit 1) or stall until --timeout")
+    return problems, warnings
+
+
 def main(argv: list[str]) -> int:
     """Entry point for ``convergent consensus demo`` and ``python -m convergent.consensus.demo``."""
     parser = _parser()
@@ -351,23 +390,13 @@ def main(argv: list[str]) -> int:
         return 0 if exc.code == 0 else 2
     if args.child:
         return asyncio.run(_child(args.timeout))
-    problems = []
-    if args.nodes < 1:
-        problems.append(f"--nodes={args.nodes} (expected >= 1)")
-    if not 0 <= args.byzantine <= args.nodes - 1:
-        problems.append(f"--byzantine={args.byzantine} (expected 0..nodes-1)")
-    if args.rounds < 1:
-        problems.append(f"--rounds={args.rounds} (expected >= 1)")
-    if args.timeout <= 0:
-        problems.append(f"--timeout={args.timeout} (expected > 0)")
-    if args.state_dir and Path(args.state_dir).is_dir() and any(
-            Path(args.state_dir).glob("*.guard.json")):
-        problems.append(f"--state-dir={args.state_dir} already holds signing-guard files "
-                        "(use an empty directory)")
+    problems, warnings = check_args(args)
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
     if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
         return 2
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return asyncio.run(_parent(args))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .crypto import Verifier
-from .messages import Confirmation, Kind, Liveness, Message, Proposal, Vote, kind_of
+from .messages import Aggregate, Confirmation, Kind, Liveness, Message, Proposal, Vote, kind_of
 from .validators import EpochSchedule
 
 __all__ = ["Equivocation", "EvidencePool", "conflict_key", "signed_content"]
@@ -33,6 +33,8 @@ def signed_content(message: Message) -> object:
         return message.digest
     if isinstance(message, Liveness):
         return message.lock_view
+    if isinstance(message, Aggregate):
+        return (message.certificate.kind, message.certificate.digest)
     assert isinstance(message, Confirmation)
     return (message.digest, message.result)
 

@@ -32,16 +32,15 @@ key); another key is refused it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
+from ._durable import atomic_write
 from .crypto import digest as sha256
 from .errors import ConsensusError
 from .messages import Certificate, Kind, Liveness, LockProof, Message, kind_of
@@ -228,36 +227,8 @@ class FileSafetyStore:
 
     def save(self, state: SafetyState) -> None:
         data = json.dumps(state_to_json(state), sort_keys=True).encode()
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                if self.fsync:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if self.fsync:
-            _fsync_dir(directory)
+        atomic_write(self.path, data, fsync=self.fsync)
         self.saves += 1
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms that cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- the guard
@@ -270,10 +241,16 @@ class SigningGuard:
     about this key and silently starting over on it would hide a configuration error.
     """
 
-    def __init__(self, store: SafetyStore, owner: str = "") -> None:
+    def __init__(self, store: SafetyStore, owner: str = "", *, deferred: bool = False) -> None:
         self.store = store
         self.state = store.load()
         self.owner = owner
+        self.deferred = deferred
+        """Deferred mode (the asyncio runtime): ``permit`` only updates the state in memory;
+        the owner must ``take_unsaved()`` and save it before any message permitted since the
+        last save leaves the node. One save (one fsync) then covers a whole batch of
+        signatures, and it can run off the event loop."""
+        self._unsaved: SafetyState | None = None
         if owner and self.state.owner and self.state.owner != owner:
             raise ConsensusError(
                 f"signing guard store {store!r} belongs to {self.state.owner!r}, "
@@ -328,6 +305,15 @@ class SigningGuard:
         records = dict(self.state.records)
         records[kind] = record
         state = SafetyState(records, new_lock, self.owner or self.state.owner)
+        if self.deferred:
+            self.state = self._unsaved = state
+            return None
         self.store.save(state)
         self.state = state
         return None
+
+    def take_unsaved(self) -> SafetyState | None:
+        """In deferred mode: the state to save before the messages permitted since the last
+        call may leave (None: nothing new). The caller saves it, or drops those messages."""
+        state, self._unsaved = self._unsaved, None
+        return state

@@ -279,6 +279,96 @@ class MachineSpec:
         rows = [t for t in rows if (t.source, t.event) not in keys] + added
         return replace(self, transitions=tuple(rows))
 
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, object], base: MachineSpec | None = None,
+                  ) -> MachineSpec:
+        """A machine described as data (e.g. a JSON file), on top of ``base`` (the default).
+
+        Keys, all optional: ``scale`` (every timeout times it), ``timeouts`` (phase name to
+        seconds or null), ``remove`` (``[source, event]`` rows), ``add`` (rows as
+        ``{"source", "event", "target", "internal"}``), ``view_backoff``,
+        ``max_backoff_exponent``. Every problem is reported at once in a ``ConfigError``.
+        """
+        spec = base or cls.default()
+        problems: list[str] = []
+        if not isinstance(doc, Mapping):
+            raise ConfigError(f"machine description is a {type(doc).__name__} (expected an "
+                              "object)")
+        known = {"scale", "timeouts", "remove", "add", "view_backoff", "max_backoff_exponent"}
+        problems += [f"unknown key {k!r} (expected one of {sorted(known)})"
+                     for k in doc if k not in known]
+
+        def phase(value: object, where: str) -> Phase | None:
+            try:
+                return Phase(value)
+            except ValueError:
+                problems.append(f"{where}: unknown phase {value!r}")
+                return None
+
+        def event(value: object, where: str) -> Event | None:
+            try:
+                return Event(value)
+            except ValueError:
+                problems.append(f"{where}: unknown event {value!r}")
+                return None
+
+        scale = doc.get("scale")
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                                  or not scale > 0):
+            problems.append(f"scale={scale!r} (expected a number > 0)")
+            scale = None
+        timeouts: dict[str, float | None] = {}
+        raw_timeouts = doc.get("timeouts", {})
+        if not isinstance(raw_timeouts, Mapping):
+            problems.append(f"timeouts={raw_timeouts!r} (expected an object)")
+            raw_timeouts = {}
+        for name, value in raw_timeouts.items():
+            if phase(name, f"timeouts.{name}") is None:
+                continue
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, int | float) or not value > 0):
+                problems.append(f"timeouts.{name}={value!r} (expected seconds > 0 or null)")
+                continue
+            timeouts[str(name)] = None if value is None else float(value)
+        remove: list[tuple[Phase, Event]] = []
+        for i, row in enumerate(_rows(doc.get("remove", []), "remove", problems)):
+            if not isinstance(row, list | tuple) or len(row) != 2:
+                problems.append(f"remove[{i}]={row!r} (expected [source, event])")
+                continue
+            src, ev = phase(row[0], f"remove[{i}]"), event(row[1], f"remove[{i}]")
+            if src is not None and ev is not None:
+                if spec.transition(src, ev) is None:
+                    problems.append(f"remove[{i}]: there is no row {src} --{ev}-->")
+                remove.append((src, ev))
+        add: list[Transition] = []
+        for i, row in enumerate(_rows(doc.get("add", []), "add", problems)):
+            if not isinstance(row, Mapping) or not {"source", "event", "target"} <= set(row):
+                problems.append(f"add[{i}]={row!r} (expected source, event, target)")
+                continue
+            src, ev = phase(row["source"], f"add[{i}]"), event(row["event"], f"add[{i}]")
+            dst = phase(row["target"], f"add[{i}]")
+            if src is not None and ev is not None and dst is not None:
+                add.append(Transition(src, ev, dst, bool(row.get("internal", False))))
+        changes: dict[str, object] = {}
+        for key, kind in (("view_backoff", (int, float)), ("max_backoff_exponent", (int,))):
+            if key in doc:
+                value = doc[key]
+                if isinstance(value, bool) or not isinstance(value, kind):
+                    problems.append(f"{key}={value!r} (expected a number)")
+                else:
+                    changes[key] = value
+        if problems:
+            raise ConfigError("invalid machine description:\n  " + "\n  ".join(problems))
+        if scale is not None:
+            spec = spec.scaled(float(scale))
+        if timeouts:
+            spec = spec.with_timeouts(**timeouts)
+        if add or remove:
+            spec = spec.with_transitions(add=add, remove=remove)
+        if changes:
+            spec = replace(spec, **changes)  # type: ignore[arg-type]
+        return spec
+
     # -- queries ------------------------------------------------------------------------
 
     def transition(self, phase: Phase, event: Event) -> Transition | None:
@@ -301,3 +391,10 @@ class MachineSpec:
     @property
     def phases(self) -> tuple[Phase, ...]:
         return tuple(Phase)
+
+
+def _rows(value: object, key: str, problems: list[str]) -> list[object]:
+    if not isinstance(value, list):
+        problems.append(f"{key}={value!r} (expected a list)")
+        return []
+    return value

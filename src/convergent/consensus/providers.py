@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from .effects import CertifiedValue, Decision
+from .leaders import proposer_schedule
 from .validators import ValidatorSet
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "NoSync",
     "Providers",
     "RoundRobinLeaders",
+    "WeightedLeaders",
     "SyncProvider",
     "Transport",
     "VotingProvider",
@@ -148,14 +150,22 @@ class NoSync:
         return ()
 
 
+class WeightedLeaders:
+    """Stake-weighted proposer priority (``leaders.py``): the core's own fallback schedule."""
+
+    async def next_leaders(self, height: int, validators: ValidatorSet) -> Sequence[str]:
+        return proposer_schedule(height, validators)
+
+
 class RoundRobinLeaders:
-    """Leaders in id order, rotated by height: the core's own fallback schedule."""
+    """Leaders in id order, rotated by height, whatever the stakes (the old default)."""
 
     async def next_leaders(self, height: int, validators: ValidatorSet) -> Sequence[str]:
         return round_robin(height, validators)
 
 
 def round_robin(height: int, validators: ValidatorSet) -> tuple[str, ...]:
+    """Every member once, in id order, rotated by height: equal shares whatever the stake."""
     ids = validators.ids
     k = height % len(ids)
     return ids[k:] + ids[:k]

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from ._codec import Reader, Writer
 from .errors import WireError
-from .messages import Certificate, Confirmation, Kind, Liveness, LockProof, Message, Proposal, Vote
+from .messages import (
+    Aggregate,
+    Certificate,
+    Confirmation,
+    Kind,
+    Liveness,
+    LockProof,
+    Message,
+    Proposal,
+    Vote,
+)
 
 __all__ = ["MAX_VALUE_BYTES", "decode", "encode"]
 
-VERSION = 1
+VERSION = 2
+"""2: liveness headers carry the signed ``lock_digest``."""
 MAX_VALUE_BYTES = 1 << 20
 MAX_SIGNATURES = 4096
 _DIGEST = 32
@@ -48,7 +59,8 @@ def _kind(tag: int) -> Kind:
 
 
 def _liveness_out(w: Writer, m: Liveness, with_lock: bool) -> None:
-    w.i64(m.epoch).i64(m.height).i64(m.view).i64(m.lock_view).text(m.signer).blob(m.signature)
+    w.i64(m.epoch).i64(m.height).i64(m.view).i64(m.lock_view).blob(m.lock_digest)
+    w.text(m.signer).blob(m.signature)
     if with_lock:
         if m.lock is None:
             w.u8(0)
@@ -59,12 +71,13 @@ def _liveness_out(w: Writer, m: Liveness, with_lock: bool) -> None:
 
 def _liveness_in(r: Reader, with_lock: bool) -> Liveness:
     epoch, height, view, lock_view = r.i64(), r.i64(), r.i64(), r.i64()
+    lock_digest = r.blob(_DIGEST)
     signer, sig = r.text(), r.blob(_SIG)
     lock = None
     if with_lock and r.u8():
         value = r.blob(MAX_VALUE_BYTES)
         lock = LockProof(value, _cert_in(r))
-    return Liveness(epoch, height, view, lock_view, signer, sig, lock)
+    return Liveness(epoch, height, view, lock_view, signer, sig, lock, lock_digest)
 
 
 def encode(message: Message) -> bytes:
@@ -87,6 +100,10 @@ def encode(message: Message) -> bytes:
         else:
             w.u8(1)
             _cert_out(w, message.lock_certificate)
+    elif isinstance(message, Aggregate):
+        w.u8(Kind.AGGREGATE).i64(message.epoch).i64(message.height).i64(message.view)
+        _cert_out(w, message.certificate)
+        w.text(message.signer).blob(message.signature).blob(message.value)
     elif isinstance(message, Confirmation):
         w.u8(Kind.CONFIRMATION).i64(message.epoch).i64(message.height)
         w.blob(message.digest).blob(message.result).text(message.signer).blob(message.signature)
@@ -124,6 +141,11 @@ def decode(data: bytes) -> Message:
         just = tuple(_liveness_in(r, False) for _ in range(count))
         cert = _cert_in(r) if r.u8() else None
         msg = Proposal(epoch, height, view, value, dig, signer, sig, just, cert)
+    elif kind is Kind.AGGREGATE:
+        epoch, height, view = r.i64(), r.i64(), r.i64()
+        certificate = _cert_in(r)
+        signer, sig = r.text(), r.blob(_SIG)
+        msg = Aggregate(epoch, height, view, certificate, signer, sig, r.blob(MAX_VALUE_BYTES))
     else:
         epoch, height = r.i64(), r.i64()
         dig, result = r.blob(_DIGEST), r.blob(256)

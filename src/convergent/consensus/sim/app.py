@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..effects import CertifiedValue, Decision
-from ..providers import round_robin
+from ..leaders import proposer_schedule
 from ..validators import ValidatorSet
 
 __all__ = ["SimApp"]
@@ -44,7 +44,7 @@ class SimApp:
 
     # LeaderProvider
     def next_leaders(self, height: int, validators: ValidatorSet) -> Sequence[str]:
-        return round_robin(height, validators)
+        return proposer_schedule(height, validators)
 
     def prove_next_state(self, height: int, view: int, collected: Any, prior: Any) -> bytes:
         return b"tx:" + f"h{height}v{view}:".encode() + (collected or b"-")

@@ -5,6 +5,12 @@ for long, reordered, or cut by a partition. A message sent at or after GST
 between two honest nodes is delivered within ``max_delay`` (the Delta of the
 partial-synchrony model). Every draw comes from one ``random.Random``, so a
 seed fixes the whole schedule.
+
+``rushing=True`` is the adversary's best schedule within that model: every
+message from or to a byzantine node takes ``min_delay`` and is never lost,
+while a message between honest nodes takes the full ``max_delay`` after GST.
+The adversary sees each honest message first and its own copies arrive before
+the real ones: any "first copy wins" rule in a receiver is exposed.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class NetworkConfig:
     partitions: tuple[Partition, ...] = ()
     random_partitions: int = 0
     """How many random two-way partitions to draw before GST (each up to GST / 2 long)."""
+    rushing: bool = False
+    """Byzantine traffic at ``min_delay``, honest traffic at the full ``max_delay`` after GST."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_delay <= self.max_delay:
@@ -59,9 +67,11 @@ class NetworkConfig:
 
 
 class NetworkModel:
-    def __init__(self, config: NetworkConfig, rng: random.Random, nodes: Sequence[str]) -> None:
+    def __init__(self, config: NetworkConfig, rng: random.Random, nodes: Sequence[str],
+                 byzantine: Sequence[str] = ()) -> None:
         self.config = config
         self.rng = rng
+        self.byzantine = frozenset(byzantine)
         parts = list(config.partitions)
         for _ in range(config.random_partitions):
             if config.gst <= 0:
@@ -80,6 +90,13 @@ class NetworkModel:
     def delay(self, src: str, dst: str, now: float) -> float | None:
         """Delivery delay for a message sent now, or None if it is lost."""
         c = self.config
+        if c.rushing:
+            if src in self.byzantine or dst in self.byzantine:
+                self.delivered += 1
+                return c.min_delay
+            if now >= c.gst:
+                self.delivered += 1
+                return c.max_delay
         if now >= c.gst:
             self.delivered += 1
             return self.rng.uniform(c.min_delay, c.max_delay)

@@ -30,8 +30,10 @@ from typing import Any
 from ..byzantine import AdversaryContext, Strategy, make_strategy
 from ..core import ConsensusCore, CoreConfig
 from ..crypto import KeyPair, Verifier
+from ..applies import MemoryApplyLog
 from ..effects import (
     Call,
+    CancelCall,
     CertifiedValue,
     Decision,
     Deliver,
@@ -51,7 +53,7 @@ from ..errors import ConfigError, SafetyViolation
 from ..evidence import ConflictKey, Equivocation, conflict_key, signed_content
 from ..guard import MemorySafetyStore
 from ..machine import Event, MachineSpec
-from ..messages import Message
+from ..messages import Aggregate, Message
 from ..trace import TraceRecord
 from ..validators import EpochSchedule, Validator, ValidatorSet
 from .app import SimApp
@@ -81,6 +83,10 @@ class ProviderFaults:
     """Methods that may fail (None: all of them)."""
     nodes: frozenset[int] | None = None
     """Indexes of the nodes whose providers may fail (None: every honest node)."""
+    slow: tuple[tuple[str, float], ...] = ()
+    """``(method, seconds)``: that method of every honest node (of ``nodes``, when given)
+    takes exactly this long, e.g. ``(("finalize_votes", 2.0),)``: an application slower
+    than the verifying timeout."""
 
 
 @dataclass(frozen=True)
@@ -223,8 +229,8 @@ class SimResult:
 
 
 class _Node:
-    __slots__ = ("app", "core", "finalized", "index", "life", "node_id", "retired", "store",
-                 "strategy", "up")
+    __slots__ = ("app", "applies", "cancelled", "core", "finalized", "index", "life", "node_id",
+                 "retired", "store", "strategy", "up")
 
     def __init__(self, index: int, node_id: NodeId, core: ConsensusCore[bytes], app: SimApp,
                  strategy: Strategy | None, store: MemorySafetyStore) -> None:
@@ -236,6 +242,10 @@ class _Node:
         self.finalized = 0
         self.store = store
         """The signing guard's store: the node's disk, it survives a crash."""
+        self.applies = MemoryApplyLog()
+        """The apply log: on the same disk."""
+        self.cancelled: set[int] = set()
+        """Provider calls the core cancelled: they never run (a cancelled task)."""
         self.life = 0
         """Incarnation: events scheduled for an earlier one are dropped."""
         self.up = True
@@ -271,7 +281,7 @@ class Simulation:
         shared = Verifier() if config.shared_verifier else None
         self._verifiers: list[Verifier] = []
         self.sched = Scheduler()
-        self.network = NetworkModel(config.network, self._net_rng, ids)
+        self.network = NetworkModel(config.network, self._net_rng, ids, self.byzantine)
         self._ids = ids
         self._others = [[j for j in ids if j != i] for i in ids]
         self._index = {i: k for k, i in enumerate(ids)}
@@ -286,24 +296,28 @@ class Simulation:
         sybils = tuple(KeyPair.from_seed(f"sybil-{j}", f"sim-{config.seed}")
                        for j in range(config.sybils))
         self.nodes: list[_Node] = []
+        board: dict[Any, dict[NodeId, bytes]] = {}  # the coalition's shared notes
         for k, node_id in enumerate(ids):
             verifier = shared or Verifier()
             if verifier not in self._verifiers:
                 self._verifiers.append(verifier)
             store = MemorySafetyStore()
+            applies = MemoryApplyLog()
             core: ConsensusCore[bytes] = ConsensusCore(
                 keys[k], self.schedule, spec=config.spec, config=config.core, verifier=verifier,
-                guard=store)
+                guard=store, applies=applies)
             strategy = None
             if node_id in self.byzantine:
                 name = config.byzantine[self.byzantine.index(node_id)]
                 ctx = AdversaryContext(keys[k], config.core.chain_id, self.honest,
                                        self.byzantine, random.Random(adv_rng.getrandbits(64)),
-                                       self.equivocations.add, sybils, self.schedule)
+                                       self.equivocations.add, sybils, self.schedule, board)
                 strategy = make_strategy(name, ctx)
-            self.nodes.append(_Node(k, node_id, core, SimApp(node_id, self._archive), strategy,
-                                    store))
+            node = _Node(k, node_id, core, SimApp(node_id, self._archive), strategy, store)
+            node.applies = applies
+            self.nodes.append(node)
         self.restarts = 0
+        self._cut = False
         self._signed: dict[ConflictKey, Message] = {}
         self.double_signed: list[Equivocation] = []
         crash_rng = random.Random(f"crash-{config.seed}")  # apart: other draws stay as they were
@@ -330,6 +344,17 @@ class Simulation:
             self.sched.run(until=self.sched.now + cfg.drain, max_events=cfg.max_events)
         wall = time.perf_counter() - started
         return self._result(wall)
+
+    def quiesce(self, duration: float) -> None:
+        """After ``run``: cut the network and keep the clock going for ``duration`` seconds.
+
+        Nothing new can finalize (no message arrives), while timers and provider calls in
+        flight - applies above all - run to completion: what a test of "every finalized
+        height is applied" needs, since a slow application never catches up with a live
+        network.
+        """
+        self._cut = True
+        self.sched.run(until=self.sched.now + duration, max_events=self.config.max_events)
 
     def _input(self, node: _Node, life: int, inp: Any) -> None:
         if life == node.life:
@@ -367,9 +392,11 @@ class Simulation:
         node.retired.append(old)
         if not self.config.guard:
             node.store = MemorySafetyStore()  # the disk was lost (or never written)
+        node.cancelled.clear()
         node.core = ConsensusCore(
             self._keys[node.index], self.schedule, spec=old.spec, config=old.config,
-            verifier=old.verifier, guard=node.store, start_height=node.app.next_height)
+            verifier=old.verifier, guard=node.store, start_height=node.app.next_height,
+            applies=node.applies)
         for record in node.core.trace:  # one trace per node across its lives
             old.trace.append(record)
         node.core.trace = old.trace
@@ -379,6 +406,8 @@ class Simulation:
         self._input(node, node.life, Start())
 
     def _route(self, node: _Node, routed: Sequence[tuple[Message, NodeId]]) -> None:
+        if self._cut:
+            return
         sched = self.sched
         for msg, dst in routed:
             self.sent += 1
@@ -405,11 +434,23 @@ class Simulation:
                 sched.after(e.delay, self._timer, node, node.life, e.token, e.event)
             elif isinstance(e, Call):
                 self._call(node, e)
+            elif isinstance(e, CancelCall):
+                node.cancelled.add(e.token)
             elif isinstance(e, Notify):
                 self._notify(node, e.note)
 
     def _audit(self, message: Message) -> None:
-        """The oracle for double signing: every message an honest node sends, by conflict key."""
+        """The oracle for double signing: every message an honest node sends, by conflict key.
+
+        An aggregate is not audited as such (two forwards, say before and after a restart,
+        are two valid quorums, not a conflict), but the collector's own vote inside it is:
+        in linear mode that is the only way the collector's vote leaves the node.
+        """
+        if isinstance(message, Aggregate):
+            for vote in message.certificate.votes():
+                if vote.signer == message.signer:
+                    self._audit(vote)
+            return
         key = conflict_key(message)
         prior = self._signed.get(key)
         if prior is None:
@@ -422,8 +463,8 @@ class Simulation:
         rng = self._app_rng
         latency = rng.uniform(f.min_latency, f.max_latency)
         honest = node.strategy is None
-        if honest and (f.methods is None or call.method in f.methods) and (
-                f.nodes is None or node.index in f.nodes):
+        targeted = honest and (f.nodes is None or node.index in f.nodes)
+        if targeted and (f.methods is None or call.method in f.methods):
             r = rng.random()
             if r < f.raise_rate:
                 self.sched.after(latency, self._input, node, node.life,
@@ -431,8 +472,18 @@ class Simulation:
                 return
             if r < f.raise_rate + f.hang_rate:
                 return  # never answers
+        if targeted:
+            latency = dict(f.slow).get(call.method, latency)
+        # The work happens at the end of the call, unless the core cancelled it meanwhile
+        # or the process crashed: a cancelled or killed apply has not applied anything.
+        self.sched.after(latency, self._finish_call, node, node.life, call)
+
+    def _finish_call(self, node: _Node, life: int, call: Call) -> None:
+        if life != node.life or call.token in node.cancelled:
+            node.cancelled.discard(call.token)
+            return
         result = getattr(node.app, call.method)(*call.args)
-        self.sched.after(latency, self._input, node, node.life, ProviderDone(call.token, result))
+        self._apply(node, node.core.handle(ProviderDone(call.token, result), self.sched.now))
 
     def _notify(self, node: _Node, note: Any) -> None:
         if node.strategy is not None:
