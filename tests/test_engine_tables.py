@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import convergent
+from conftest import shared_path
 from convergent.engine.check import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ def specs():
     yield "bools15", bools_registry(15).spec()
     for p in sorted((ROOT / "examples").glob("*.yaml")):
         yield p.stem, convergent.load_spec(str(p))
-    shared = ROOT.parent / "shared" / "conformance" / "specs"
+    shared = shared_path("conformance", "specs")
     for p in sorted(shared.glob("*.yaml")) if shared.exists() else []:
         if "error" in p.stem or "wfc_cycle" in p.stem:
             continue
@@ -83,7 +84,8 @@ def test_report_agrees_with_full_tables(name, spec) -> None:
 def test_public_api_is_pinned() -> None:
     assert convergent.__all__ == sorted(convergent.__all__)
     assert set(convergent.__all__) == {
-        "BuildError", "ConvergenceError", "ConvergentError", "Machine", "MachineSpec",
+        "BuildError", "Collection", "CollectionMachine", "ComposedMachine", "ComposedState",
+        "ConvergenceError", "ConvergentError", "Family", "Machine", "MachineSpec",
         "MachineUsageError", "Problem", "Registry", "Report", "SpecError", "State",
         "StateView", "Var", "__version__", "check", "load_spec"}
     for name in convergent.__all__:

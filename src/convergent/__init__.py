@@ -34,6 +34,11 @@ if TYPE_CHECKING:  # pragma: no cover
 _LAZY = {
     "Machine": ".machine",
     "State": ".machine",
+    "ComposedMachine": ".composed",
+    "ComposedState": ".composed",
+    "Collection": ".collection",
+    "CollectionMachine": ".collection",
+    "Family": ".spec.model",
     "MachineSpec": ".spec.model",
     "StateView": ".spec.model",
     "Var": ".spec.model",
@@ -64,8 +69,13 @@ def load_spec(path: str) -> MachineSpec:
 
 __all__ = [
     "BuildError",
+    "Collection",
+    "CollectionMachine",
+    "ComposedMachine",
+    "ComposedState",
     "ConvergenceError",
     "ConvergentError",
+    "Family",
     "Machine",
     "MachineSpec",
     "MachineUsageError",
