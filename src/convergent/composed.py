@@ -70,6 +70,12 @@ class ComposedState:
         return f"ComposedState({body})"
 
 
+# building a ComposedState without __init__ on the hot path of apply
+_new = object.__new__
+_set_machine = ComposedState._machine.__set__  # type: ignore[misc, attr-defined]
+_set_ids = ComposedState._ids.__set__  # type: ignore[misc, attr-defined]
+
+
 class ComposedMachine:
     """The built form of a composed check: the same API as ``Machine`` for
     transitions, reads and encoding, over per-component tables."""
@@ -169,13 +175,19 @@ class ComposedMachine:
 
     def apply(self, state: ComposedState, event: str | int, *args: Any) -> ComposedState:
         """The normalized state after ``event``: one lookup in its component's table."""
-        ids = self._own(state)
+        if state.__class__ is not ComposedState or state._machine is not self:
+            self._own(state)
         if args:
             event = self.instance(event, *args)  # type: ignore[arg-type]
-        k, row = self._event(event)
-        new = list(ids)
-        new[k] = row.item(ids[k])
-        return ComposedState(self, tuple(new))
+        got = self._event_at.get(event)
+        if got is None:
+            got = self._event(event)
+        k, row = got
+        ids = state._ids
+        out = _new(ComposedState)
+        _set_machine(out, self)
+        _set_ids(out, (*ids[:k], row.item(ids[k]), *ids[k + 1:]))
+        return out
 
     def run(self, events: Iterable[str | int], state: ComposedState | None = None
             ) -> ComposedState:
