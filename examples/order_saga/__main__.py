@@ -1,0 +1,7 @@
+"""``python -m examples.order_saga``: run the order saga demo."""
+
+import sys
+
+from .service import main
+
+sys.exit(main())

@@ -1,0 +1,370 @@
+"""The durable entities' database: SQLite (default) and PostgreSQL through
+one code path.
+
+Everything a transition writes — its event row, the entity's head, timers,
+outbox commands, the audit row, the idempotency record and a snapshot —
+goes through one ``Tx`` and commits together or not at all. A process
+killed between any two statements leaves the database as before the call
+(the database's own atomicity); a killed process after commit has written
+everything once, and a retry with the same request key returns the stored
+result instead of writing again.
+
+SQL is written once with ``?`` placeholders; the PostgreSQL dialect turns
+them into ``%s``. Event tables are one per entity kind (``dz_ev_<kind>``)
+and refuse UPDATE and DELETE by trigger, as does the audit table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .errors import DurableStoreError
+
+__all__ = ["EntityStore", "Tx", "open_store"]
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def check_kind(kind: str) -> str:
+    """Entity kinds name tables: lower-case identifiers of at most 40 chars."""
+    if not isinstance(kind, str) or not _KIND.match(kind):
+        raise DurableStoreError(f"kind={kind!r} (expected a lower-case identifier of at most "
+                                "40 characters: it names a table)")
+    return kind
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# Shared tables; per-kind tables come from ``_kind_ddl``. Named, recorded
+# steps: append new ones, never edit applied ones.
+_SHARED = [
+    ("0001_shared", [
+        """CREATE TABLE IF NOT EXISTS dz_heads (
+             kind TEXT NOT NULL, entity TEXT NOT NULL, version BIGINT NOT NULL,
+             leaves TEXT NOT NULL, since TEXT NOT NULL, chart_version BIGINT NOT NULL,
+             done INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+             PRIMARY KEY (kind, entity))""",
+        """CREATE TABLE IF NOT EXISTS dz_snapshots (
+             kind TEXT NOT NULL, entity TEXT NOT NULL, version BIGINT NOT NULL,
+             chart_version BIGINT NOT NULL, config TEXT NOT NULL,
+             PRIMARY KEY (kind, entity))""",
+        """CREATE TABLE IF NOT EXISTS dz_outbox (
+             id {serial} PRIMARY KEY, kind TEXT NOT NULL, entity TEXT NOT NULL,
+             key TEXT NOT NULL UNIQUE, topic TEXT NOT NULL, body TEXT NOT NULL,
+             meta TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+             next_at DOUBLE PRECISION NOT NULL, published_at DOUBLE PRECISION,
+             last_error TEXT, created_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS dz_outbox_due ON dz_outbox (published_at, next_at)",
+        """CREATE TABLE IF NOT EXISTS dz_requests (
+             kind TEXT NOT NULL, key TEXT NOT NULL, entity TEXT NOT NULL,
+             result TEXT NOT NULL, PRIMARY KEY (kind, key))""",
+        """CREATE TABLE IF NOT EXISTS dz_timers (
+             id TEXT PRIMARY KEY, kind TEXT NOT NULL, entity TEXT NOT NULL,
+             state TEXT NOT NULL, event TEXT NOT NULL, due_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS dz_timers_due ON dz_timers (due_at)",
+        "CREATE INDEX IF NOT EXISTS dz_timers_entity ON dz_timers (kind, entity)",
+        """CREATE TABLE IF NOT EXISTS dz_envelopes (
+             id TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS dz_audit (
+             seq BIGINT PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL,
+             entity TEXT NOT NULL, transition_id TEXT NOT NULL, actor TEXT NOT NULL,
+             event TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,
+             trace_id TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
+             prev TEXT NOT NULL, hash TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS dz_audit_head (
+             id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL)""",
+        "INSERT INTO dz_audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT DO NOTHING",
+        "{audit_guard}",
+    ]),
+]
+
+
+def _kind_ddl(kind: str) -> list[str]:
+    t = f"dz_ev_{kind}"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {t} (
+              entity TEXT NOT NULL, version BIGINT NOT NULL, transition_id TEXT NOT NULL UNIQUE,
+              event TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL,
+              meta TEXT NOT NULL, from_leaves TEXT NOT NULL, to_leaves TEXT NOT NULL,
+              chart_version BIGINT NOT NULL, recorded_at DOUBLE PRECISION NOT NULL,
+              PRIMARY KEY (entity, version))""",
+        "{guard:" + t + "}",
+    ]
+
+
+class Tx:
+    """One open transaction; ``q`` runs a ``?``-placeholder statement."""
+
+    def __init__(self, cur: Any, param: str, dialect: str) -> None:
+        self._cur = cur
+        self._param = param
+        self.dialect = dialect
+
+    def q(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._param != "?":
+            sql = sql.replace("?", self._param)
+        if params:
+            self._cur.execute(sql, tuple(params))
+        else:
+            self._cur.execute(sql)  # no params: psycopg must not parse '%' in the text
+        return self._cur
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.q(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self.q(sql, params).fetchall())
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        """``executemany``; returns the cursor (``rowcount`` is the total)."""
+        if not rows:
+            return self._cur
+        if self._param != "?":
+            sql = sql.replace("?", self._param)
+        self._cur.executemany(sql, [tuple(r) for r in rows])
+        return self._cur
+
+
+class _Dialect(Protocol):
+    name: str
+    url: str
+
+    def transaction(self) -> Any: ...
+
+    def unique_violation(self, exc: BaseException) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class EntityStore:
+    """The store of every entity kind in one database. Thread-safe: calls are
+    serialized on one connection (open several stores for parallel writers;
+    the database arbitrates between them)."""
+
+    def __init__(self, dialect: _Dialect) -> None:
+        self._d = dialect
+        self._lock = threading.RLock()
+        self._kinds: set[str] = set()
+        self.url = dialect.url
+        self.dialect = dialect.name
+        with self.tx() as tx:
+            self._migrate(tx, _SHARED)
+
+    # ------------------------------------------------------------ schema
+
+    def _render(self, sql: str) -> list[str]:
+        pg = self.dialect == "postgres"
+        if sql == "{audit_guard}":
+            return self._guard("dz_audit")
+        if sql.startswith("{guard:"):
+            return self._guard(sql[7:-1])
+        return [sql.replace("{serial}", "BIGINT GENERATED ALWAYS AS IDENTITY" if pg
+                            else "INTEGER")]
+
+    def _guard(self, table: str) -> list[str]:
+        """Triggers that make ``table`` append-only (the audit chain also
+        detects edits made with the triggers dropped)."""
+        if self.dialect == "postgres":
+            return [
+                """CREATE OR REPLACE FUNCTION dz_append_only() RETURNS trigger AS $$
+                   BEGIN RAISE EXCEPTION 'append-only table %', TG_TABLE_NAME; END;
+                   $$ LANGUAGE plpgsql""",
+                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+                f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+                    FOR EACH ROW EXECUTE FUNCTION dz_append_only()""",
+            ]
+        return [f"""CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+                    BEGIN SELECT RAISE(ABORT, 'append-only table {table}'); END""",
+                f"""CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+                    BEGIN SELECT RAISE(ABORT, 'append-only table {table}'); END"""]
+
+    def _migrate(self, tx: Tx, steps: list[tuple[str, list[str]]]) -> None:
+        if tx.dialect == "postgres":
+            tx.q("SELECT pg_advisory_xact_lock(7406931824)")
+        tx.q("CREATE TABLE IF NOT EXISTS dz_migrations (name TEXT PRIMARY KEY, "
+             "applied_at TEXT NOT NULL)")
+        done = {r[0] for r in tx.all("SELECT name FROM dz_migrations")}
+        for name, statements in steps:
+            if name in done:
+                continue
+            for sql in statements:
+                for s in self._render(sql):
+                    tx.q(s)
+            tx.q("INSERT INTO dz_migrations (name, applied_at) VALUES (?, ?)",
+                 (name, _now_iso()))
+
+    def ensure_kind(self, kind: str) -> str:
+        """Create the event table of ``kind`` (once; recorded as a migration)."""
+        check_kind(kind)
+        if kind not in self._kinds:
+            with self.tx() as tx:
+                self._migrate(tx, [(f"kind_{kind}_0001", _kind_ddl(kind))])
+            self._kinds.add(kind)
+        return f"dz_ev_{kind}"
+
+    # ------------------------------------------------------------ transactions
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """A transaction: commits when the block ends, rolls back on any
+        exception (re-raised; database errors become ``DurableStoreError``)."""
+        with self._lock:
+            try:
+                with self._d.transaction() as tx:
+                    yield tx
+            except DurableStoreError:
+                raise
+            except (sqlite3.Error, _pg_error()) as exc:
+                raise DurableStoreError(f"{self.url}: {exc}; nothing of this call was "
+                                        "written") from exc
+
+    def unique_violation(self, exc: BaseException) -> bool:
+        cause = exc.__cause__ if isinstance(exc, DurableStoreError) else exc
+        return cause is not None and self._d.unique_violation(cause)
+
+    def close(self) -> None:
+        with self._lock:
+            self._d.close()
+
+    def __enter__(self) -> EntityStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pg_error() -> type[BaseException]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - depends on the environment
+        return sqlite3.Error
+    return psycopg.Error
+
+
+class _SQLite:
+    """SQLite in WAL mode, ``synchronous=FULL`` (survives power loss), one
+    ``BEGIN IMMEDIATE`` transaction per call (writers queue on the file lock
+    for up to ``timeout`` seconds)."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str, synchronous: str, timeout: float) -> None:
+        self.url = f"sqlite:///{path}"
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise DurableStoreError(f"synchronous={synchronous!r}")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=timeout,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        except sqlite3.Error as exc:
+            raise DurableStoreError(f"{self.url}: cannot open: {exc}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(db.cursor(), "?", "sqlite")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Postgres:
+    """PostgreSQL through psycopg 3, one transaction per call (read
+    committed; conflicts surface as unique violations on the event table's
+    primary key, which the service turns into ``ConcurrencyError``)."""
+
+    name = "postgres"
+
+    def __init__(self, url: str, connect_timeout: float) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("the PostgreSQL store needs psycopg 3: pip install "
+                              "'psycopg[binary]'", name=exc.name) from exc
+        self._psycopg = psycopg
+        self.url = _safe(url)
+        self._raw_url = url
+        self._timeout = connect_timeout
+        self._db: Any = None
+
+    def _conn(self) -> Any:
+        if self._db is None or self._db.closed:
+            try:
+                self._db = self._psycopg.connect(self._raw_url, autocommit=True,
+                                                 connect_timeout=int(max(1, self._timeout)))
+            except self._psycopg.Error as exc:
+                raise DurableStoreError(f"{self.url}: cannot connect: {exc}") from None
+        return self._db
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        db = self._conn()
+        try:
+            with db.transaction():
+                with db.cursor() as cur:
+                    yield Tx(cur, "%s", "postgres")
+        except self._psycopg.OperationalError:
+            # a broken connection is dropped; the next call reconnects
+            try:
+                db.close()
+            finally:
+                self._db = None
+            raise
+
+    def unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._psycopg.errors.UniqueViolation)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return urlunsplit(parts._replace(
+                netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    except ValueError:
+        pass
+    return url
+
+
+def open_store(target: str | os.PathLike[str], *, synchronous: str = "full",
+               timeout: float = 30.0) -> EntityStore:
+    """``open_store("orders.db")`` (SQLite) or ``open_store("postgresql://...")``."""
+    t = os.fspath(target)
+    if t.startswith(("postgresql://", "postgres://")):
+        return EntityStore(_Postgres(t, timeout))
+    if t.startswith("sqlite:///"):
+        t = t[len("sqlite:///"):]
+    return EntityStore(_SQLite(t, synchronous, timeout))
+
+
+def dumps(value: Any) -> str:
+    """Canonical compact JSON (sorted keys): what is stored and hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
