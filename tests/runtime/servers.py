@@ -45,9 +45,10 @@ def find_nats() -> str | None:
 class NatsServer:
     """``nats-server -js`` on 127.0.0.1 with file storage in ``store_dir``."""
 
-    def __init__(self, binary: str, store_dir: str) -> None:
+    def __init__(self, binary: str, store_dir: str, extra: tuple[str, ...] = ()) -> None:
         self.binary = binary
         self.store_dir = store_dir
+        self.extra = extra
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(os.path.join(store_dir, "nats.log"), "ab")
@@ -59,7 +60,7 @@ class NatsServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", os.path.join(self.store_dir, "js")],
+             "-sd", os.path.join(self.store_dir, "js"), *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.port)
 

@@ -51,7 +51,8 @@ def test_bad_input_exits_2_with_a_message(args: list[str], message: str, tmp_pat
 
 
 def test_every_runtime_command_has_help_with_an_example() -> None:
-    for args in (["replica"], ["replica", "run"], ["replica", "status"], ["emit"]):
+    for args in (["replica"], ["replica", "run"], ["replica", "status"], ["replica", "keygen"],
+                 ["emit"]):
         p = cli(*args, "--help")
         assert p.returncode == 0 and "Example:" in " ".join(p.stdout.split()), args
 
@@ -59,11 +60,12 @@ def test_every_runtime_command_has_help_with_an_example() -> None:
 def test_exported_names_are_pinned() -> None:
     assert runtime.__all__ == sorted(runtime.__all__)
     assert runtime.__all__ == [
-        "BackpressureError", "Change", "Envelope", "Explanation", "HybridClock", "MemoryStore", "NatsTransport",
-        "PolicyMismatchError", "PostgresStore", "ProtocolError", "Repair", "Replica",
-        "ReplicaError", "ReplicaService", "ReplicaStats", "SQLiteStore", "SimNetwork",
-        "SimTransport", "Snapshot", "Step", "Store", "StoreError", "Transport",
-        "TransportError", "decode_batch", "encode_batch", "open_store",
+        "BackpressureError", "Change", "Envelope", "Explanation", "HybridClock", "Keyring",
+        "Limits", "MemoryStore", "NatsTransport", "PolicyMismatchError", "PostgresStore",
+        "ProtocolError", "Repair", "Replica", "ReplicaError", "ReplicaService", "ReplicaStats",
+        "SQLiteStore", "SignatureError", "SimNetwork", "SimTransport", "Snapshot", "Step",
+        "Store", "StoreError", "SyncReport", "Transport", "TransportError", "decode_batch",
+        "encode_batch", "open_store",
     ]
     for name in runtime.__all__:
         if name in ("NatsTransport", "ReplicaService") and not _has("nats"):
@@ -73,6 +75,21 @@ def test_exported_names_are_pinned() -> None:
         assert getattr(runtime, name) is not None
     with pytest.raises(AttributeError):
         runtime.Nope  # noqa: B018
+
+
+def test_keygen_writes_a_private_key_file_and_prints_the_public_key(tmp_path: Path) -> None:
+    out = tmp_path / "r1.keys.json"
+    other = runtime.Keyring.generate("r2")
+    p = cli("replica", "keygen", "--id", "r1", "--out", str(out), "--peer",
+            f"r2={other.public_key}")
+    assert p.returncode == 0, p.stderr
+    rid, public = p.stdout.split()
+    keys = runtime.Keyring.load(out)
+    assert rid == "r1" and keys.public_key == public and set(keys.peers) == {"r1", "r2"}
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert other.with_peers({"r1": public}).open(keys.seal(b"x")) == ("r1", b"x")
+    again = cli("replica", "keygen", "--id", "r1", "--out", str(out))
+    assert again.returncode == 2 and "never overwritten" in again.stderr
 
 
 def test_errors_descend_from_convergent_error() -> None:

@@ -167,7 +167,9 @@ def test_a_new_replica_joins_over_nats_after_compaction(
         sc = service("c", ["a", "b", "c"])
         await sc.start()
         c = sc.replica
-        await _wait(lambda: c.accepted == 200 and c.stats.installed == 1, 20,
+        # a and b may have compacted different prefixes: c installs the first
+        # snapshot it gets, and the other one too when that covers more
+        await _wait(lambda: c.accepted == 200 and c.stats.installed >= 1, 20,
                     "c to install a snapshot and catch up")
         await sc.generate(20, rate=2000, seed=3)
         await _wait(lambda: a.accepted == b.accepted == c.accepted == 220, 20, "c's events")
@@ -176,7 +178,7 @@ def test_a_new_replica_joins_over_nats_after_compaction(
             await s.aclose()
         assert sa.transport.counters["snapshots_sent"] + sb.transport.counters[
             "snapshots_sent"] >= 1
-        assert sc.transport.counters["snapshots_installed"] == 1
+        assert sc.transport.counters["snapshots_installed"] == c.stats.installed >= 1
         return [a, b, c]
 
     a, b, c = asyncio.run(main())

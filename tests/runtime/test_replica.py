@@ -293,7 +293,7 @@ def test_compaction_drops_the_stable_prefix_and_survives_restart() -> None:
     # nothing stable is left to compact
     assert a.compact() == 0
     # restart from snapshot + rest of the log
-    again = Replica(m, id="a", store=stores["a"], peers=["a", "b"])
+    again = Replica(m, id="a", store=stores["a"], peers=["a", "b"], clock=net.clock("a"))
     assert again.state == before and again.accepted == 30 and again.version == a.version
     # it keeps converging afterwards
     net.transport("a").crash()

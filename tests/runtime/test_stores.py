@@ -166,7 +166,40 @@ def test_sqlite_uses_wal_and_full_sync(tmp_path: Path) -> None:
     db = s._conn()
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert [r[0] for r in db.execute("SELECT name FROM cv_migrations")] == ["0001_initial"]
+    assert [r[0] for r in db.execute("SELECT name FROM cv_migrations")] == [
+        "0001_initial", "0002_batches"]
+    s.close()
+
+
+def test_events_of_the_per_row_format_are_read_and_compacted(tmp_path: Path) -> None:
+    """Stores written before batches were one row each keep working: their
+    cv_events rows load first, new batches after them, and compaction
+    removes both (a straddling batch is rewritten)."""
+    import dataclasses
+    import json
+    m = machine("account")
+    s = SQLiteStore(tmp_path / "x.db")
+    s.open(replica="a", machine=m.name, policy=m.policy_digest)
+    old = envs(m.policy_digest, n=4)
+    s._conn().executemany(
+        "INSERT INTO cv_events (replica, origin, seq, hlc, event, deps, meta) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?)",
+        [("a", e.origin, e.seq, e.hlc, e.event, ",".join(e.deps),
+          None if e.meta is None else json.dumps(e.meta)) for e in old])
+    s.close()
+    s = SQLiteStore(tmp_path / "x.db")
+    s.open(replica="a", machine=m.name, policy=m.policy_digest)
+    assert s.load()[1] == old
+    more = envs(m.policy_digest, n=8)[4:]
+    s.append(more[:2])
+    s.append(more[2:])
+    assert s.load()[1] == old + more and s.count() == 8
+    with pytest.raises(StoreError, match="already stored"):
+        s.append(more[:1])
+    snap = Replica(m, id="a", store=MemoryStore()).snapshot()
+    cut = dataclasses.replace(snap, horizon=more[2].hlc, version={"o": 7}, events=7)
+    assert s.compact(cut) == 7
+    assert s.load()[1] == more[3:] and s.count() == 1
     s.close()
 
 

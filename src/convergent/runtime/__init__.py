@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .envelope import Envelope, decode_batch, encode_batch
+from .envelope import Envelope, Limits, decode_batch, encode_batch
 from .errors import (
     BackpressureError,
     PolicyMismatchError,
@@ -21,13 +21,14 @@ from .errors import (
     TransportError,
 )
 from .hlc import HybridClock
-from .model import Change, Explanation, Repair, ReplicaStats, Snapshot, Step
+from .model import Change, Explanation, Repair, ReplicaStats, Snapshot, Step, SyncReport
 from .replica import Replica
 from .stores import MemoryStore, SQLiteStore, Store, open_store
 from .transports import SimNetwork, SimTransport, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import ReplicaService
+    from .signing import Keyring, SignatureError
     from .stores.postgres import PostgresStore
     from .transports.nats import NatsTransport
 
@@ -37,6 +38,8 @@ __all__ = [
     "Envelope",
     "Explanation",
     "HybridClock",
+    "Keyring",
+    "Limits",
     "MemoryStore",
     "NatsTransport",
     "PolicyMismatchError",
@@ -48,12 +51,14 @@ __all__ = [
     "ReplicaService",
     "ReplicaStats",
     "SQLiteStore",
+    "SignatureError",
     "SimNetwork",
     "SimTransport",
     "Snapshot",
     "Step",
     "Store",
     "StoreError",
+    "SyncReport",
     "Transport",
     "TransportError",
     "decode_batch",
@@ -62,6 +67,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Keyring": ".signing",                 # needs cryptography
+    "SignatureError": ".signing",
     "NatsTransport": ".transports.nats",   # needs nats-py
     "PostgresStore": ".stores.postgres",   # needs psycopg
     "ReplicaService": ".service",          # needs nats-py

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -50,6 +51,51 @@ def _peers(text: str | None) -> list[str] | None:
     return None if not text else [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _retired(text: str | None) -> dict[str, int]:
+    """``--retire r4:120,r5:7`` -> ``{"r4": 120, "r5": 7}``."""
+    out: dict[str, int] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        peer, _, final = item.strip().rpartition(":")
+        if not peer or not final.isdigit():
+            raise ReplicaError(f"--retire {item!r} (expected ID:FINAL_SEQ, e.g. r4:120)")
+        out[peer] = int(final)
+    return out
+
+
+def _nats_auth(args: argparse.Namespace) -> dict[str, Any]:
+    """The NATS connection options of the command line (secrets may come from
+    the environment instead: CONVERGENT_NATS_PASSWORD, CONVERGENT_NATS_TOKEN)."""
+    from .transports.nats import tls_context
+    opts: dict[str, Any] = {}
+    password = getattr(args, "nats_password", None) or os.environ.get("CONVERGENT_NATS_PASSWORD")
+    token = getattr(args, "nats_token", None) or os.environ.get("CONVERGENT_NATS_TOKEN")
+    for name, value in (("user", getattr(args, "nats_user", None)), ("password", password),
+                        ("token", token), ("nkeys_seed", getattr(args, "nats_nkeys_seed", None)),
+                        ("user_credentials", getattr(args, "nats_creds", None))):
+        if value:
+            opts[name] = value
+    ca, cert, pkey = (getattr(args, n, None) for n in ("tls_ca", "tls_cert", "tls_key"))
+    if ca or cert:
+        try:
+            opts["tls"] = tls_context(ca_file=ca, cert_file=cert, key_file=pkey)
+        except (OSError, ValueError) as exc:
+            raise TransportError(f"cannot load the TLS files: {exc}") from None
+    return opts
+
+
+def _add_nats_auth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nats-user", help="NATS user (with --nats-password)")
+    p.add_argument("--nats-password", help="NATS password (or CONVERGENT_NATS_PASSWORD)")
+    p.add_argument("--nats-token", help="NATS token (or CONVERGENT_NATS_TOKEN)")
+    p.add_argument("--nats-nkeys-seed", metavar="FILE", help="NATS nkey seed file")
+    p.add_argument("--nats-creds", metavar="FILE", help="NATS user credentials (JWT) file")
+    p.add_argument("--tls-ca", metavar="FILE", help="CA bundle to verify the NATS server")
+    p.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    p.add_argument("--tls-key", metavar="FILE", help="client certificate's private key")
+
+
 # ---------------------------------------------------------------- replica run
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -62,11 +108,24 @@ async def _run(machine: Any, args: argparse.Namespace) -> int:
     from .replica import Replica
     from .service import ReplicaService
     from .transports.nats import NatsTransport
+    from .envelope import Limits
+    from .signing import Keyring
     store = args.store or f"sqlite:///{args.id}.db"
+    keys = None
+    if args.keys:
+        keys = Keyring.load(args.keys)
+        if keys.replica != args.id:
+            raise ReplicaError(f"--keys {args.keys} holds the key of {keys.replica!r}, not of "
+                               f"--id {args.id!r}")
+    limits = Limits(max_drift_ms=int(args.max_drift * 1000),
+                    max_meta_bytes=args.max_meta_bytes,
+                    max_message_bytes=args.max_message_bytes)
     transport = NatsTransport(args.nats, sync_interval=args.sync_interval,
-                              connect_timeout=args.connect_timeout)
+                              connect_timeout=args.connect_timeout, keys=keys,
+                              **_nats_auth(args))
     replica = Replica(machine, id=args.id, store=store, transport=transport,
-                      peers=_peers(args.peers), autoflush=False)
+                      peers=_peers(args.peers), autoflush=False, limits=limits,
+                      retired=_retired(args.retire))
     service = ReplicaService(replica, transport, flush_interval=args.flush_interval,
                              compact_interval=args.compact_interval,
                              status_file=args.status_file)
@@ -79,6 +138,9 @@ async def _run(machine: Any, args: argparse.Namespace) -> int:
             pass
     try:
         await service.start()
+    except TransportError as exc:
+        replica.close()
+        raise TransportError(f"replica {args.id}: {exc}") from None
     except BaseException:
         replica.close()
         raise
@@ -128,7 +190,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         _need_nats()
         status = asyncio.run(_request(args.nats or DEFAULT_NATS, f"cv.{machine.name}.status."
-                                      f"{args.id}", {}, args.timeout))
+                                      f"{args.id}", {}, args.timeout, _nats_auth(args)))
         status["source"] = args.nats or DEFAULT_NATS
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
@@ -160,12 +222,13 @@ def _render_status(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _request(url: str, subject: str, body: dict[str, Any], timeout: float) -> Any:
+async def _request(url: str, subject: str, body: dict[str, Any], timeout: float,
+                   auth: dict[str, Any] | None = None) -> Any:
     import nats
     import nats.errors
     try:
         nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0,
-                                allow_reconnect=False)
+                                allow_reconnect=False, **(auth or {}))
     except Exception as exc:
         raise TransportError(f"cannot connect to NATS at {url}: {exc!r}") from None
     try:
@@ -176,6 +239,24 @@ async def _request(url: str, subject: str, body: dict[str, Any], timeout: float)
     finally:
         await nc.close()
     return json.loads(msg.data)
+
+
+# ---------------------------------------------------------------- keygen
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .signing import Keyring
+    if os.path.exists(args.out):
+        raise ReplicaError(f"{args.out} exists: a key file is never overwritten")
+    peers = {}
+    for item in args.peer:
+        peer, sep, key = item.partition("=")
+        if not sep:
+            raise ReplicaError(f"--peer {item!r} (expected ID=PUBLIC_KEY)")
+        peers[peer] = key
+    keys = Keyring.generate(args.id).with_peers(peers)
+    keys.save(args.out)
+    print(f"{args.id} {keys.public_key}")
+    return 0
 
 
 # ---------------------------------------------------------------- emit
@@ -198,7 +279,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
         _need_nats()
         reply = asyncio.run(_request(args.nats or DEFAULT_NATS,
                                      f"cv.{machine.name}.emit.{args.id}",
-                                     {"event": args.event, "meta": meta}, args.timeout))
+                                     {"event": args.event, "meta": meta}, args.timeout,
+                                     _nats_auth(args)))
         if not reply.get("ok"):
             raise ReplicaError(f"replica {args.id} refused: {reply.get('error')}")
     print(json.dumps(reply) if args.json else
@@ -246,6 +328,19 @@ def register(subparsers: Any) -> None:
                      help="emit N random events (load for demos and tests)")
     run.add_argument("--rate", type=float, default=1000.0, help="events/s for --generate")
     run.add_argument("--seed", type=int, default=0, help="seed for --generate")
+    run.add_argument("--keys", metavar="FILE",
+                     help="this replica's key file (convergent replica keygen): sign every "
+                          "message, accept only those of the peers it lists")
+    run.add_argument("--retire", metavar="ID:SEQ,...",
+                     help="replicas removed for good, with their final event number "
+                          "(docs/replicas.md, Membership)")
+    run.add_argument("--max-drift", type=float, default=300.0, metavar="SECONDS",
+                     help="refuse (for now) events whose clock is further ahead (default 300)")
+    run.add_argument("--max-meta-bytes", type=int, default=16_384,
+                     help="largest meta of one event, JSON bytes (default 16384)")
+    run.add_argument("--max-message-bytes", type=int, default=64 * 1024 * 1024,
+                     help="largest wire message accepted (default 64 MiB)")
+    _add_nats_auth(run)
     run.add_argument("--until-accepted", type=int, default=0, metavar="N",
                      help="exit once N events are accepted, committed and published (and, "
                           "with --peers, every peer reported having this replica's events)")
@@ -262,7 +357,20 @@ def register(subparsers: Any) -> None:
     st.add_argument("--store", help="read this store instead (no pending buffer)")
     st.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for a reply")
     st.add_argument("--json", action="store_true", help="print JSON")
+    _add_nats_auth(st)
     st.set_defaults(func=cmd_status)
+
+    kg = rsub.add_parser(
+        "keygen", help="make a replica's signing key file",
+        description="Write a new ed25519 key file for a replica (mode 600) and print its "
+                    "public key, to list under 'peers' in the other replicas' key files. "
+                    "Example: convergent replica keygen --id r1 --out r1.keys.json --peer "
+                    "r2=<base64> --peer r3=<base64>")
+    kg.add_argument("--id", required=True, help="the replica's id")
+    kg.add_argument("--out", required=True, help="the key file to write (refuses to overwrite)")
+    kg.add_argument("--peer", action="append", default=[], metavar="ID=PUBLIC_KEY",
+                    help="a peer's public key to accept (repeat)")
+    kg.set_defaults(func=cmd_keygen)
 
     em = subparsers.add_parser(
         "emit", help="emit an event at a replica",
@@ -278,4 +386,5 @@ def register(subparsers: Any) -> None:
     em.add_argument("--store", help="append to this store instead (replica not running)")
     em.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for a reply")
     em.add_argument("--json", action="store_true", help="print the reply as JSON")
+    _add_nats_auth(em)
     em.set_defaults(func=cmd_emit)

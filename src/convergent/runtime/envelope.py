@@ -11,23 +11,37 @@ from __future__ import annotations
 
 import json
 import re
-from sys import intern
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from sys import intern
 from operator import itemgetter
 from typing import Any
 
+from ._bulk import bulk
 from .errors import PolicyMismatchError, ProtocolError
 
-__all__ = ["Envelope", "decode_batch", "encode_batch", "valid_replica_id"]
+__all__ = ["DEFAULT_LIMITS", "Envelope", "Limits", "check_envelope", "check_meta_value",
+           "decode_batch", "encode_batch", "loads_bounded", "valid_replica_id"]
 
 WIRE_FORMAT = "convergent-envelopes/1"
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+#: ids already found valid (a replica sees few origins, each many times);
+#: bounded, and a pure memo: it changes no answer
+_VALID_IDS: set[str] = set()
+
+
 def valid_replica_id(name: object) -> bool:
     """Whether ``name`` may name a replica: 1 to 64 of ``A-Z a-z 0-9 _ . -``
     (no ``:`` and no ``,``, which separate ids in the wire and the stores)."""
-    return isinstance(name, str) and _ID.match(name) is not None
+    if type(name) is str and name in _VALID_IDS:
+        return True
+    if not isinstance(name, str) or _ID.match(name) is None:
+        return False
+    if len(_VALID_IDS) < 4096:
+        _VALID_IDS.add(name)
+    return True
 
 
 def split_id(event_id: str) -> tuple[str, int]:
@@ -94,7 +108,7 @@ class Envelope(tuple):  # type: ignore[type-arg,unused-ignore]
         try:
             env = cls(data["origin"], data["seq"], data["hlc"], data["event"],
                       deps, data.get("meta"), data.get("policy", ""))
-        except KeyError as exc:
+        except (KeyError, TypeError) as exc:
             raise ProtocolError(f"envelope lacks field {exc.args[0]!r}: {dict(data)!r}") from None
         check_envelope(env)
         if "id" in data and data["id"] != env.id:
@@ -106,33 +120,159 @@ class Envelope(tuple):  # type: ignore[type-arg,unused-ignore]
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Envelope:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ProtocolError(f"envelope is not JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(loads_bounded(text, what="envelope"))
 
 
-def check_envelope(env: Envelope) -> None:
-    """Raise ProtocolError unless every field has its type and range."""
-    _, _, origin, seq, hlc, event, deps, meta, policy = env
+class _Checked(Envelope):
+    """An envelope whose fields are known to be well formed (with the default
+    limits): decoded by ``decode_batch`` or issued by a replica. ``receive``
+    does not check it again, which keeps the hot path cheap; anything built
+    through the public ``Envelope(...)`` is checked."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a replica accepts from outside (an envelope, a wire
+    message, a snapshot). Anything past them is refused at the boundary,
+    before it can change state: one hostile or broken message must not be
+    able to poison a replica.
+
+    Args:
+        max_drift_ms: how far (milliseconds) the physical part of an hlc may
+            be ahead of this replica's wall clock. A further-ahead envelope is
+            not accepted *now* (``stats.ahead``); anti-entropy sends it again,
+            and it is accepted once the local clock caught up, so no
+            committed event is refused for good. Default 5 minutes.
+        max_meta_bytes: the JSON size of one event's ``meta``.
+        max_meta_depth: how deeply ``meta`` may nest (objects and lists).
+        max_deps: dependencies one envelope may name.
+        max_message_bytes: one wire message (a batch, a snapshot offer, a
+            sync request): larger ones are refused before decoding.
+    """
+
+    max_drift_ms: int = 300_000
+    max_meta_bytes: int = 16_384
+    max_meta_depth: int = 16
+    max_deps: int = 1024
+    max_message_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_drift_ms", "max_meta_bytes", "max_meta_depth", "max_deps",
+                     "max_message_bytes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ProtocolError(f"Limits.{name}={v!r} (expected an int >= 1)")
+
+
+DEFAULT_LIMITS = Limits()
+#: an hlc above this is refused whatever the clocks say: ``tick`` adds to it,
+#: and stores keep it in a signed 64-bit column
+MAX_HLC = (1 << 62) - 1
+#: ``seq`` fits a signed 64-bit column with room to count on
+MAX_SEQ = (1 << 53) - 1
+_EVENT = re.compile(r"^[^\x00-\x1f]{1,256}$")
+_VALID_EVENTS: set[str] = set()
+
+
+def _event_ok(event: str) -> bool:
+    if _EVENT.match(event) is None:
+        return False
+    if len(_VALID_EVENTS) < 4096:
+        _VALID_EVENTS.add(event)
+    return True
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests at most ``limit`` containers deep (iterative:
+    a hostile value cannot exhaust the stack)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            if d > limit:
+                return False
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, (list, tuple)):
+            if d > limit:
+                return False
+            stack.extend((x, d + 1) for x in v)
+    return True
+
+
+def check_meta_value(meta: Any, limits: Limits = DEFAULT_LIMITS, *,
+                     where: str = "meta") -> None:
+    """Raise ProtocolError unless ``meta`` is None or a JSON object within
+    the size and depth limits (checked before anything serializes it)."""
+    if meta is None:
+        return
+    if not isinstance(meta, Mapping):
+        raise ProtocolError(f"{where}={meta!r:.80} (expected a JSON object or null)")
+    if not _depth_ok(meta, limits.max_meta_depth):
+        raise ProtocolError(f"{where} nests deeper than max_meta_depth="
+                            f"{limits.max_meta_depth}")
+    try:
+        text = json.dumps(meta, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"{where} is not JSON-serializable: {exc}") from None
+    if len(text) > limits.max_meta_bytes:
+        raise ProtocolError(f"{where} is {len(text)} bytes of JSON (max_meta_bytes="
+                            f"{limits.max_meta_bytes})")
+    if not all(isinstance(k, str) for k in meta):
+        raise ProtocolError(f"{where} has a key that is not a string")
+
+
+def check_envelope(env: Envelope, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise ProtocolError unless every field has its type and range (the
+    clock's drift is the replica's business: it needs its wall clock)."""
+    if not isinstance(env, Envelope) or len(env) != 9:
+        raise ProtocolError(f"{env!r:.80} is not an Envelope")
+    key, eid, origin, seq, hlc, event, deps, meta, policy = env
     if not valid_replica_id(origin):
-        raise ProtocolError(f"envelope origin={origin!r} (expected a replica id: 1 to 64 of "
-                            "A-Z a-z 0-9 _ . -)")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise ProtocolError(f"envelope {origin}: seq={seq!r} (expected an int >= 1)")
-    if isinstance(hlc, bool) or not isinstance(hlc, int) or not 0 <= hlc < 2 ** 63:
-        raise ProtocolError(f"envelope {env.id}: hlc={hlc!r} (expected an int in [0, 2**63))")
-    if not isinstance(event, str) or not event:
-        raise ProtocolError(f"envelope {env.id}: event={event!r} (expected an event name)")
+        raise ProtocolError(f"envelope origin={origin!r:.80} (expected a replica id: 1 to 64 "
+                            "of A-Z a-z 0-9 _ . -)")
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise ProtocolError(f"envelope {origin}: seq={seq!r:.40} (expected an int in "
+                            f"[1, {MAX_SEQ}])")
+    if type(hlc) is not int or not 0 <= hlc <= MAX_HLC:
+        raise ProtocolError(f"envelope {origin}:{seq}: hlc={hlc!r:.40} (expected an int in "
+                            f"[0, 2**62))")
+    if key != (hlc, origin, seq) or eid != f"{origin}:{seq}":
+        raise ProtocolError(f"envelope {origin}:{seq}: key or id does not match its fields")
+    if type(event) is not str or (event not in _VALID_EVENTS and not _event_ok(event)):
+        raise ProtocolError(f"envelope {eid}: event={event!r:.80} (expected an event name)")
+    if not isinstance(deps, tuple) or len(deps) > limits.max_deps:
+        raise ProtocolError(f"envelope {eid}: more than max_deps={limits.max_deps} "
+                            "dependencies")
     for d in deps:
         if not isinstance(d, str):
-            raise ProtocolError(f"envelope {env.id}: dependency {d!r} is not an id")
-        split_id(d)
-    if meta is not None and not isinstance(meta, Mapping):
-        raise ProtocolError(f"envelope {env.id}: meta={meta!r} (expected a JSON object or null)")
-    if not isinstance(policy, str):
-        raise ProtocolError(f"envelope {env.id}: policy={policy!r} (expected a hex digest)")
+            raise ProtocolError(f"envelope {eid}: dependency {d!r:.80} is not an id")
+        o, n = split_id(d)
+        if not valid_replica_id(o) or not 1 <= n <= MAX_SEQ:
+            raise ProtocolError(f"envelope {eid}: dependency {d!r:.80} is not an event id")
+        if o == origin and n >= seq:
+            raise ProtocolError(f"envelope {eid}: depends on its own or a later event {d}")
+    if meta is not None:
+        check_meta_value(meta, limits, where=f"envelope {eid}: meta")
+    if not isinstance(policy, str) or len(policy) > 128:
+        raise ProtocolError(f"envelope {eid}: policy={policy!r:.80} (expected a hex digest)")
+
+
+def loads_bounded(data: bytes | str, limits: Limits = DEFAULT_LIMITS, *,
+                  what: str = "wire message") -> Any:
+    """``json.loads`` that refuses oversized input and turns a nesting bomb
+    (RecursionError) into a ProtocolError, so a decoding failure is always a
+    per-message failure."""
+    if len(data) > limits.max_message_bytes:
+        raise ProtocolError(f"{what} is {len(data)} bytes (max_message_bytes="
+                            f"{limits.max_message_bytes})")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ProtocolError(f"{what} nests too deeply to decode") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{what} is not JSON: {exc}") from None
 
 
 def encode_batch(machine: str, policy: str, envelopes: Sequence[Envelope]) -> bytes:
@@ -140,40 +280,47 @@ def encode_batch(machine: str, policy: str, envelopes: Sequence[Envelope]) -> by
 
     The policy digest is written once, in the header; every decoded envelope
     carries it again."""
-    rows = []
     for e in envelopes:
         if e[8] != policy:
             raise PolicyMismatchError(
                 f"cannot send {e[1]} (policy {e[8][:12]}) in a batch of policy {policy[:12]}",
                 expected=policy, got=e[8])
-        rows.append([e[2], e[3], e[4], e[5], e[6], e[7]])
+    rows = [e[2:8] for e in envelopes]  # (origin, seq, hlc, event, deps, meta): a JSON row
     return json.dumps({"format": WIRE_FORMAT, "machine": machine, "policy": policy,
                        "events": rows}, separators=(",", ":")).encode()
 
 
-def decode_batch(data: bytes | str) -> tuple[str, str, list[Envelope]]:
+def decode_batch(data: bytes | str,
+                 limits: Limits = DEFAULT_LIMITS) -> tuple[str, str, list[Envelope]]:
     """``(machine, policy, envelopes)`` of an ``encode_batch`` message;
-    raises ProtocolError when malformed."""
-    try:
-        msg = json.loads(data)
-    except ValueError as exc:
-        raise ProtocolError(f"wire message is not JSON: {exc}") from None
+    raises ProtocolError when malformed (oversized, nested too deeply, a
+    field of the wrong type or out of range): nothing of it is returned."""
+    with bulk(len(data) // 64):
+        return _decode_batch(data, limits)
+
+
+def _decode_batch(data: bytes | str, limits: Limits) -> tuple[str, str, list[Envelope]]:
+    msg = loads_bounded(data, limits)
     if not isinstance(msg, dict) or msg.get("format") != WIRE_FORMAT:
         fmt = msg.get("format") if isinstance(msg, dict) else type(msg).__name__
-        raise ProtocolError(f"wire message format={fmt!r} (expected {WIRE_FORMAT!r})")
+        raise ProtocolError(f"wire message format={fmt!r:.80} (expected {WIRE_FORMAT!r})")
     machine, policy, rows = msg.get("machine"), msg.get("policy"), msg.get("events")
     if not isinstance(machine, str) or not isinstance(policy, str) or not isinstance(rows, list):
         raise ProtocolError("wire message needs string 'machine' and 'policy' and a list 'events'")
-    out = []
+    out: list[Envelope] = []
     for row in rows:
         if not isinstance(row, list) or len(row) != 6:
-            raise ProtocolError(f"wire event {row!r} is not [origin, seq, hlc, event, deps, meta]")
+            raise ProtocolError(f"wire event {row!r:.80} is not [origin, seq, hlc, event, deps, "
+                                "meta]")
         if not isinstance(row[4], list):
-            raise ProtocolError(f"wire event {row!r}: deps must be a list of ids")
+            raise ProtocolError(f"wire event {row!r:.80}: deps must be a list of ids")
         origin, event = row[0], row[3]
         if isinstance(origin, str) and isinstance(event, str):  # shared, not one per envelope
             origin, event = intern(origin), intern(event)
-        env = Envelope(origin, row[1], row[2], event, row[4], row[5], policy)
-        check_envelope(env)
+        try:
+            env = _Checked(origin, row[1], row[2], event, row[4], row[5], policy)
+        except TypeError as exc:
+            raise ProtocolError(f"wire event {row!r:.80}: {exc}") from None
+        check_envelope(env, limits)
         out.append(env)
     return machine, policy, out

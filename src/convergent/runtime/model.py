@@ -13,7 +13,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..machine import State
     from .envelope import Envelope
 
-__all__ = ["Change", "Explanation", "Repair", "ReplicaStats", "Snapshot", "Step"]
+__all__ = ["Change", "Explanation", "Repair", "ReplicaStats", "Snapshot", "Step", "SyncReport"]
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,49 @@ class Snapshot:
         d["format"] = "convergent-snapshot/1"
         return d
 
+    def validate(self) -> None:
+        """Raise ProtocolError unless every field has its type and range, and
+        ``events`` is the number of events ``version`` covers (a snapshot
+        crosses process boundaries: nothing in it is trusted before this)."""
+        from .envelope import MAX_HLC, MAX_SEQ, split_id, valid_replica_id
+
+        def bad(what: str) -> ProtocolError:
+            return ProtocolError(f"snapshot of {str(self.replica)[:64]!r}: {what}")
+
+        if not valid_replica_id(self.replica):
+            raise bad("replica is not a replica id")
+        for name in ("machine", "policy", "digest"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or len(v) > 256:
+                raise bad(f"{name}={v!r:.60} (expected a short string)")
+        if not isinstance(self.state, dict) or not all(isinstance(k, str) for k in self.state):
+            raise bad("state is not an object of variables")
+        total = 0
+        for table, top in ((self.version, MAX_SEQ), (self.clocks, MAX_HLC)):
+            if not isinstance(table, dict):
+                raise bad("version and clocks must be objects")
+            for k, v in table.items():
+                if not valid_replica_id(k) or type(v) is not int or not 0 <= v <= top:
+                    raise bad(f"entry {k!r:.70}: {v!r:.30} out of range")
+                if table is self.version:
+                    total += v
+        for name, lo in (("events", 0), ("horizon", -1), ("hlc", 0)):
+            v = getattr(self, name)
+            if type(v) is not int or not lo <= v <= max(MAX_HLC, MAX_SEQ):
+                raise bad(f"{name}={v!r:.30} out of range")
+        if self.events != total:
+            raise bad(f"events={self.events} but its version covers {total}")
+        if self.horizon > self.hlc:
+            raise bad(f"horizon {self.horizon} is above its clock {self.hlc}")
+        if not isinstance(self.heads, tuple) or len(self.heads) > len(self.version):
+            raise bad("heads must be at most one event id per origin")
+        for h in self.heads:
+            if not isinstance(h, str):
+                raise bad(f"head {h!r:.60} is not an event id")
+            o, n = split_id(h)
+            if self.version.get(o, 0) < n:
+                raise bad(f"head {h} is not covered by its version")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
         if not isinstance(data, Mapping) or data.get("format") != "convergent-snapshot/1":
@@ -55,11 +104,29 @@ class Snapshot:
                        state=dict(data["state"]), digest=data["digest"],
                        version={str(k): int(v) for k, v in data["version"].items()},
                        events=int(data["events"]), horizon=int(data["horizon"]),
-                       heads=tuple(data["heads"]),
+                       heads=tuple(_list(data["heads"])),
                        clocks={str(k): int(v) for k, v in data["clocks"].items()},
                        hlc=int(data["hlc"]))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProtocolError(f"malformed snapshot: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What a replica tells its peers in anti-entropy: only **durable** facts.
+
+    ``version`` counts, per origin, the events this replica has committed
+    (not merely accepted); ``clock`` is the largest hlc of anything it has
+    committed. A restart loads every committed event and observes its clock,
+    so no event this replica issues later, crash or not, carries a clock at
+    or below ``clock``: a peer may build its compaction bound on it. (An
+    accepted but uncommitted event can be lost in a crash, and the clock it
+    pushed forward with it: reporting it would let a peer compact past
+    events this replica is still going to issue.)"""
+
+    replica: str
+    version: dict[str, int]
+    clock: int
 
 
 @dataclass(frozen=True)
@@ -129,7 +196,8 @@ class ReplicaStats:
     duplicates: int = 0
     #: envelopes that had to wait for a dependency
     buffered: int = 0
-    #: envelopes refused (below the compaction horizon, or malformed)
+    #: envelopes refused for good (below the compaction horizon, of a retired
+    #: peer past its final event, or malformed)
     rejected: int = 0
     #: envelopes turned away, or evicted, because the pending buffer was full
     #: (not accepted: anti-entropy sends them again)
@@ -138,6 +206,13 @@ class ReplicaStats:
     compacted: int = 0
     #: peers' snapshots installed (a join, or a catch-up past their compaction)
     installed: int = 0
+    #: envelopes whose clock is further ahead of the local wall clock than
+    #: ``Limits.max_drift_ms`` (not accepted now: anti-entropy sends them again)
+    ahead: int = 0
+    #: evidence of a faulty or hostile peer: an id seen with two different
+    #: contents, or an envelope claiming this replica's own id that it never
+    #: issued (the first content wins; see ``Replica.evidence``)
+    equivocations: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -31,6 +31,14 @@ How a replica stays convergent (the proof is in docs/replicas.md):
   ``from_snapshot``): the snapshot covers every event at or below its stable
   horizon, so the replica's own events below it are in it, and those above
   it stay in its log.
+* **Nothing unchecked changes state.** ``receive`` checks every envelope of
+  a call (types, ranges, sizes, ``Limits``) before touching anything; an
+  envelope further ahead of the wall clock than ``max_drift_ms`` waits for
+  anti-entropy; a second content under an accepted id is evidence
+  (``evidence``, ``stats.equivocations``), never applied.
+* **Compaction on durable facts.** Peers are told only committed state
+  (``report``), and the stable horizon is built from it, so a crash between
+  a report and its commit cannot get a later event refused.
 * **Asynchronous commits.** With a store that declares itself ``blocking``,
   ``aflush``/``acompact``/``ainstall_snapshot`` run the store call in a worker
   thread, one at a time and in order, while the loop goes on; the in-memory
@@ -41,27 +49,42 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from heapq import heapify, heappop, heappush
+from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MachineUsageError
 from ..machine import Machine, State
-from .envelope import Envelope, valid_replica_id
+from ._bulk import BULK
+from ._bulk import bulk as _bulk
+from .envelope import (
+    DEFAULT_LIMITS,
+    MAX_HLC,
+    Envelope,
+    _Checked,
+    Limits,
+    check_envelope,
+    check_meta_value,
+    valid_replica_id,
+)
 from .errors import BackpressureError, PolicyMismatchError, ProtocolError, ReplicaError
 from .hlc import HybridClock
-from .model import Change, Explanation, Repair, ReplicaStats, Snapshot, Step
+from .model import Change, Explanation, Repair, ReplicaStats, Snapshot, Step, SyncReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stores.base import Store
     from .transports.base import Transport
 
 __all__ = ["Replica"]
+
+log = logging.getLogger("convergent.runtime")
 
 _KEY = itemgetter(0)
 _HLC = itemgetter(4)
@@ -137,6 +160,11 @@ class Replica:
             nearest to the causal frontier (smallest canonical keys), turns the
             others away and raises ``BackpressureError`` at the end of the call;
             anti-entropy sends them again (they were not accepted).
+        limits: bounds on what is accepted from outside (``Limits``: clock
+            drift, meta size and depth, dependencies); default ``Limits()``.
+        retired: ``{peer: final_seq}`` of replicas removed for good (see
+            ``remove_peer``): compaction no longer waits for them, and their
+            events past ``final_seq`` are refused.
 
     Raises:
         ReplicaError: bad id, peers or max_pending. PolicyMismatchError: the
@@ -152,7 +180,9 @@ class Replica:
                  transport: Transport | None = None, peers: Iterable[str] | None = None,
                  clock: Callable[[], int] | None = None, autoflush: bool = True,
                  resolve_conflicts: bool = True, dedup: bool = True,
-                 history: int = 1000, max_pending: int = MAX_PENDING) -> None:
+                 history: int = 1000, max_pending: int = MAX_PENDING,
+                 limits: Limits | None = None,
+                 retired: Mapping[str, int] | None = None) -> None:
         if not isinstance(machine, Machine):
             raise ReplicaError(f"machine={machine!r} (expected a built Machine: "
                                "Registry.build() or Machine.from_spec())")
@@ -166,6 +196,19 @@ class Replica:
             peers = peers | {id}
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ReplicaError(f"max_pending={max_pending!r} (expected an int >= 1)")
+        if limits is not None and not isinstance(limits, Limits):
+            raise ReplicaError(f"limits={limits!r} (expected a Limits)")
+        self.limits: Limits = limits or DEFAULT_LIMITS
+        # a _Checked envelope was checked with the default limits
+        self._trusted = self.limits == DEFAULT_LIMITS
+        self.retired: dict[str, int] = {}
+        for p, n in (retired or {}).items():
+            if not valid_replica_id(p) or p == id or type(n) is not int or n < 0:
+                raise ReplicaError(f"retired: {p!r}: {n!r} (expected another replica's id "
+                                   "and its final event number)")
+            self.retired[p] = n
+        if peers is not None:
+            peers = peers - set(self.retired)
         self.id: str = id
         self.max_pending = max_pending
         self.machine = machine
@@ -182,9 +225,14 @@ class Replica:
         # bit j of _indep[i]: events i and j commute (verified, or the same event)
         self._indep = [sum(1 << j for j, b in enumerate(names)
                            if i == j or machine.commutes(a, b)) for i, a in enumerate(names)]
+        self._all_events = (1 << len(names)) - 1
         self._hlc = HybridClock(clock)
         self.stats = ReplicaStats()
         self._repairs: deque[Repair] = deque(maxlen=history)
+        #: evidence of faulty or hostile peers: (id, what), newest last
+        self.evidence: deque[tuple[str, str]] = deque(maxlen=history)
+        self._ahead_limit = MAX_HLC
+        self._dups: list[Envelope] = []
         self._rejected: deque[tuple[str, str]] = deque(maxlen=history)
         self._subscribers: list[Callable[[Change], None]] = []
         self._peer_views: dict[str, tuple[int, int]] = {}
@@ -275,6 +323,10 @@ class Replica:
         self._state = int(s)
         self._notify_from = self._state
         self._durable_own = vv.get(self.id, 0)
+        # the largest hlc of a durable fact (a stored event or snapshot): a
+        # restart observes all of them, so no later event of this replica can
+        # carry a smaller clock. The only clock reported to peers.
+        self._durable_clock = max(self._hlc.last, 0)
         self.stats.accepted = self._base_count + len(kept)
 
     # ------------------------------------------------------------ reading
@@ -327,6 +379,8 @@ class Replica:
             "max_pending": self.max_pending,
             "unflushed": len(self._unflushed), "version": dict(self._vv),
             "horizon": self._horizon, "stats": self.stats.to_dict(),
+            "evidence": [list(x) for x in list(self.evidence)[-20:]],
+            "retired": dict(self.retired),
         }
 
     def snapshot(self) -> Snapshot:
@@ -389,14 +443,19 @@ class Replica:
             if not isinstance(meta, Mapping):
                 raise ReplicaError(f"meta={meta!r} (expected a JSON object or None)")
             try:
-                meta = json.loads(json.dumps(meta))
-            except (TypeError, ValueError) as exc:
-                raise ReplicaError(f"meta is not JSON-serializable: {exc}") from None
+                check_meta_value(meta, self.limits)
+            except ProtocolError as exc:
+                raise ReplicaError(str(exc)) from None
+            meta = json.loads(json.dumps(meta))
         vv, heads = self._vv, self._heads
         seq = vv.get(self.id, 0) + 1
         hlc = self._hlc.tick()
+        if hlc > MAX_HLC:
+            self._hlc.last = hlc - 1
+            raise ReplicaError(f"replica {self.id!r}: the clock passed 2**62 (a store written "
+                               "before clocks were bounded?); nothing was emitted")
         deps = tuple(sorted(heads)) if len(heads) > 1 else tuple(heads)
-        env = Envelope(self.id, seq, hlc, event, deps, meta, self._policy)
+        env = _Checked(self.id, seq, hlc, event, deps, meta, self._policy)
         vv[self.id] = seq
         self._clocks[self.id] = hlc
         heads.clear()
@@ -419,6 +478,85 @@ class Replica:
             self.flush()
         return env
 
+    def emit_many(self, events: Sequence[str],
+                  meta: Mapping[str, Any] | None = None) -> list[Envelope]:
+        """Issue several local events at once, in order: the same as calling
+        ``emit`` for each (one commit at the end with autoflush), but with
+        the per-event work done in bulk (one clock reading, one meta check,
+        the fold through the machine's tables in one loop). ``meta`` is
+        shared by all of them. Returns their envelopes.
+
+        Raises MachineUsageError for an unknown event (nothing is emitted),
+        ReplicaError for bad meta."""
+        if self._closed:
+            raise ReplicaError(f"replica {self.id!r} is closed")
+        n = len(events)
+        if not n:
+            return []
+        idx, names = self._idx, self.machine.events
+        try:
+            eis = [idx[e] for e in events]
+        except (KeyError, TypeError):
+            eis = [self.machine._event(e) for e in events]
+        if meta is not None:
+            if not isinstance(meta, Mapping):
+                raise ReplicaError(f"meta={meta!r} (expected a JSON object or None)")
+            try:
+                check_meta_value(meta, self.limits)
+            except ProtocolError as exc:
+                raise ReplicaError(str(exc)) from None
+            meta = json.loads(json.dumps(meta))
+        with _bulk(n):
+            return self._emit_many(eis, meta)
+
+    def _emit_many(self, eis: list[int], meta: Mapping[str, Any] | None) -> list[Envelope]:
+        n = len(eis)
+        names = self.machine.events
+        me, policy, vv, heads = self.id, self._policy, self._vv, self._heads
+        seq0 = vv.get(me, 0) + 1
+        t0 = self._hlc.tick()
+        top = t0 + n - 1
+        if top > MAX_HLC:
+            self._hlc.last = t0 - 1
+            raise ReplicaError(f"replica {self.id!r}: the clock passed 2**62 (a store written "
+                               "before clocks were bounded?); nothing was emitted")
+        self._hlc.last = top  # t0, t0 + 1, ...: above everything applied, in order
+        ids = [f"{me}:{q}" for q in range(seq0, seq0 + n)]
+        deps: list[tuple[str, ...]] = [(i,) for i in ids]
+        deps.insert(0, tuple(sorted(heads)) if len(heads) > 1 else tuple(heads))
+        new = tuple.__new__
+        envs: list[Envelope] = [
+            new(_Checked, ((h, me, q), i, me, q, h, names[ei], d, meta, policy))
+                for h, q, i, ei, d in zip(range(t0, top + 1), range(seq0, seq0 + n), ids,
+                                          eis, deps)]
+        vv[me] = seq0 + n - 1
+        self._clocks[me] = top
+        heads.clear()
+        heads.add(ids[-1])
+        log, after, steps = self._log, self._after, self._steps
+        full = len(after) == len(log)
+        st = self._state
+        if full:
+            push = after.append
+            for ei in eis:
+                st = steps[ei][st]
+                push(st)
+        else:
+            for ei in eis:
+                st = steps[ei][st]
+        log.extend(envs)
+        self._state = st
+        stats = self.stats
+        stats.emitted += n
+        stats.accepted += n
+        stats.appended += n
+        self._unflushed.extend(envs)
+        self._unsent.extend(envs)
+        self._changed.extend(envs)
+        if self._autoflush and not self._batch_depth:
+            self.flush()
+        return envs
+
     def receive(self, envelopes: Envelope | Iterable[Envelope]) -> int:
         """Accept remote envelopes (any order, duplicates welcome); returns how
         many were applied now (others wait for dependencies or were dropped
@@ -434,10 +572,15 @@ class Replica:
         if self._closed:
             raise ReplicaError(f"replica {self.id!r} is closed")
         batch = (envelopes,) if isinstance(envelopes, Envelope) else tuple(envelopes)
-        policy, idx = self._policy, self._idx
+        policy, idx, limits = self._policy, self._idx, self.limits
+        trusted = self._trusted
+        # every envelope is checked before anything changes: a bad one
+        # (built in-process or decoded) refuses the whole call
         for env in batch:
-            if not isinstance(env, Envelope):
-                raise ProtocolError(f"receive: {env!r} is not an Envelope")
+            if type(env) is not _Checked or not trusted:
+                if not isinstance(env, Envelope):
+                    raise ProtocolError(f"receive: {env!r:.80} is not an Envelope")
+                check_envelope(env, limits)
             if env[8] != policy:
                 raise PolicyMismatchError(
                     f"envelope {env[1]} ({env[5]}) was issued under machine policy "
@@ -449,10 +592,20 @@ class Replica:
                                     f"(machine {self.machine.name!r})")
         ready: list[Envelope] = []
         refused: list[str] = []
-        for env in batch:
-            self._offer(env, ready, refused)
-        if ready:
-            self._integrate(ready)
+        self._ahead_limit = self._clock_limit()
+        if len(batch) < BULK:
+            self._take(batch, ready, refused)
+            if ready:
+                self._integrate(ready)
+        else:
+            with _bulk(len(batch)):
+                self._take(batch, ready, refused)
+                if ready:
+                    self._integrate(ready)
+        if self._dups:
+            dups, self._dups = self._dups, []
+            for env in dups:
+                self._check_duplicate(env)
         if self._far is not None and not self._pending:
             self._far = None
         if self._autoflush and not self._batch_depth:
@@ -468,18 +621,110 @@ class Replica:
                 limit=self.max_pending)
         return len(ready)
 
+    def _take(self, batch: Sequence[Envelope], ready: list[Envelope],
+              refused: list[str]) -> None:
+        """``_offer`` each envelope, with the common case inlined: the next
+        event of its origin, every dependency applied, nothing waiting for it
+        (an in-order stream). Anything else goes through ``_offer``."""
+        vv, clocks, heads = self._vv, self._clocks, self._heads
+        pending, waiting, retired = self._pending, self._waiting, self.retired
+        get = vv.get
+        me, horizon, limit = self.id, self._horizon, self._ahead_limit
+        hlc = self._hlc
+        last = hlc.last
+        push = ready.append
+        offer = self._offer
+        prev_id = prev_origin = ""
+        for env in batch:
+            origin, seq, h = env[2], env[3], env[4]
+            if (seq != get(origin, 0) + 1 or origin == me or h > limit or h <= horizon
+                    or (retired and origin in retired) or (pending and env[1] in pending)):
+                hlc.last = last
+                offer(env, ready, refused)
+                last = hlc.last
+                prev_id = prev_origin = ""
+                continue
+            deps = env[6]
+            eid = env[1]
+            if len(deps) == 1 and deps[0] == prev_id:
+                # the usual stream: it depends on the event just applied
+                heads.discard(prev_id)
+                if prev_origin != origin and seq > 1:
+                    heads.discard(f"{origin}:{seq - 1}")
+            else:
+                ok = True
+                for d in deps:
+                    o, _, k = d.rpartition(":")
+                    if get(o, 0) < int(k):
+                        ok = False
+                        break
+                if not ok:
+                    hlc.last = last
+                    offer(env, ready, refused)
+                    last = hlc.last
+                    prev_id = prev_origin = ""
+                    continue
+                if deps:
+                    heads.difference_update(deps)
+                if seq > 1:
+                    heads.discard(f"{origin}:{seq - 1}")
+            vv[origin] = seq
+            clocks[origin] = h
+            if h > last:
+                last = h
+            heads.add(eid)
+            push(env)
+            prev_id, prev_origin = eid, origin
+            if waiting and eid in waiting:  # released envelopes: the general path
+                hlc.last = last
+                for w in waiting.pop(eid):
+                    if w[1] in pending:
+                        del pending[w[1]]
+                        offer(w, ready, refused)
+                last = hlc.last
+                prev_id = prev_origin = ""
+        hlc.last = last
+
+    def _clock_limit(self) -> int:
+        """The largest hlc accepted now: the wall clock plus the allowed drift."""
+        wall = int(self._hlc._wall())
+        return min(MAX_HLC, (wall + self.limits.max_drift_ms) << 16 | 0xFFFF)
+
     def _offer(self, env: Envelope, ready: list[Envelope], refused: list[str]) -> None:
         origin, seq = env[2], env[3]
         st = self.stats
         if seq <= self._vv.get(origin, 0):
             if self._dedup:
                 st.duplicates += 1
+                # compared once the call's envelopes are in the log (the
+                # accepted one may be earlier in this very call)
+                self._dups.append(env)
             else:  # tests only: the dedup obligation switched off
                 ready.append(env)
             return
         eid = env[1]
-        if eid in self._pending:
+        other = self._pending.get(eid)
+        if other is not None:
             st.duplicates += 1
+            if other[4] != env[4] or other[5:8] != env[5:8]:
+                self._equivocation(env, other)
+            return
+        if origin == self.id:
+            # this replica issued no such event (its own events are all in its
+            # store): a forged or misrouted one; accepting it would make the
+            # next emit reuse its number
+            self._equivocation(env, None)
+            return
+        final = self.retired.get(origin)
+        if final is not None and seq > final:
+            st.rejected += 1
+            self._rejected.append((eid, f"{origin!r} was retired after its event {final}"))
+            return
+        if env[4] > self._ahead_limit:
+            st.ahead += 1
+            self._rejected.append((eid, f"hlc {env[4]} is more than max_drift_ms="
+                                        f"{self.limits.max_drift_ms} ahead of the local clock; "
+                                        "accepted once the clock caught up"))
             return
         if env[4] <= self._horizon:
             st.rejected += 1
@@ -532,6 +777,38 @@ class Replica:
                         stack.append(w)
                     else:
                         self._waiting.setdefault(m, []).append(w)
+
+    def _check_duplicate(self, env: Envelope) -> None:
+        """An envelope whose id is already accepted: compare its content with
+        the accepted one when that is still in the log (found by its key, so
+        no index by id is needed: another clock means other content)."""
+        log = self._log
+        k = bisect_left(log, env[0], key=_KEY)
+        if k < len(log) and log[k][0] == env[0]:
+            mine = log[k]
+            if mine is env or mine[5:8] == env[5:8]:
+                return
+            self._equivocation(env, mine)
+        elif env[4] > self._horizon:  # the accepted one is elsewhere: another hlc
+            self._equivocation(env, None)
+
+    def _equivocation(self, env: Envelope, accepted: Envelope | None) -> None:
+        """Record evidence of a peer that sent two contents under one id (the
+        first accepted wins, everywhere it came first), or an event of this
+        replica's own id that it never issued."""
+        self.stats.equivocations += 1
+        if env[2] == self.id and accepted is None and env[3] > self._vv.get(self.id, 0):
+            what = (f"an envelope claims this replica's id ({env[1]} {env[5]}) but it never "
+                    "issued it: refused")
+        elif accepted is None:
+            what = (f"{env[1]} arrived again with another clock ({env[4]}) than the accepted "
+                    "one: kept the accepted one")
+        else:
+            what = (f"{env[1]} arrived again with other content ({env[5]} hlc={env[4]} "
+                    f"deps={list(env[6])}) than the accepted one ({accepted[5]} "
+                    f"hlc={accepted[4]} deps={list(accepted[6])}): kept the accepted one")
+        self.evidence.append((env[1], what))
+        log.warning("replica %s: equivocation: %s", self.id, what)
 
     def _farthest(self) -> Envelope | None:
         """The pending envelope with the largest key (stale heap entries of
@@ -596,23 +873,10 @@ class Replica:
             return
         p0 = bisect_left(log, ordered[0][0], key=_KEY)
         old = log[p0:]
-        merged: list[Envelope] = []
-        is_new: list[bool] = []
-        i = j = 0
-        while i < len(old) and j < len(ordered):
-            if ordered[j][0] < old[i][0]:
-                merged.append(ordered[j])
-                is_new.append(True)
-                j += 1
-            else:
-                merged.append(old[i])
-                is_new.append(False)
-                i += 1
-        merged.extend(old[i:])
-        is_new.extend([False] * (len(old) - i))
-        tail_new = len(ordered) - j
-        merged.extend(ordered[j:])
-        is_new.extend([True] * tail_new)
+        last_old = old[-1][0]
+        tail_new = len(ordered) - bisect_right(ordered, last_old, key=_KEY)
+        merged = old + ordered
+        merged.sort(key=_KEY)  # two sorted runs: one linear merge, in C
         if len(after) > p0:
             del after[p0:]
         log[p0:] = merged
@@ -622,16 +886,31 @@ class Replica:
             self._state = s
             st.commuted += len(new)
             return
-        indep = self._indep
+        # which inserted events do not commute with an old event after them?
+        # Walk the old events backwards, collecting their event kinds; the
+        # mask only grows, so once it holds every kind the rest is decided
+        indep, full_mask = self._indep, self._all_events
+        inserted = ordered[:len(ordered) - tail_new]
+        j = len(inserted) - 1
         mask = 0
-        conflicts: list[int] = []
-        for k in range(len(merged) - 1, -1, -1):
-            ei = idx[merged[k][5]]
-            if is_new[k]:
-                if mask & ~indep[ei]:
-                    conflicts.append(k)
-            else:
-                mask |= 1 << ei
+        conflicts: list[Envelope] = []
+        for e in reversed(old):
+            k = e[0]
+            while j >= 0 and inserted[j][0] > k:
+                n = inserted[j]
+                if mask & ~indep[idx[n[5]]]:
+                    conflicts.append(n)
+                j -= 1
+            if j < 0:
+                break
+            mask |= 1 << idx[e[5]]
+            if mask == full_mask:
+                break
+        while j >= 0:
+            n = inserted[j]
+            if mask & ~indep[idx[n[5]]]:
+                conflicts.append(n)
+            j -= 1
         if not conflicts:
             for e in ordered:
                 s = steps[idx[e[5]]][s]
@@ -642,21 +921,23 @@ class Replica:
         # rollback to the state before p0 and replay
         before = self._state
         s = self._state_at(p0)
-        for e in log[p0:]:
+        push = after.append
+        for e in merged:
             s = steps[idx[e[5]]][s]
-            after.append(s)
+            push(s)
         self._state = s
-        replayed = len(log) - p0
+        replayed = len(merged)
         st.repairs += 1
         st.replayed += replayed
         self._notify_repaired = True
         first = conflicts[-1]
-        bad = ~indep[idx[merged[first][5]]]
-        against = tuple(e[1] for k, e in enumerate(merged[first + 1:], first + 1)
-                        if not is_new[k] and (1 << idx[e[5]]) & bad)[:5]
+        bad = ~indep[idx[first[5]]]
+        new_ids = {e[1] for e in ordered}
+        against = tuple(islice((e[1] for e in old if e[0] > first[0] and e[1] not in new_ids
+                                and (1 << idx[e[5]]) & bad), 5))
         m = self.machine
         self._repairs.append(Repair(
-            inserted=tuple(merged[k][1] for k in reversed(conflicts)), against=against,
+            inserted=tuple(e[1] for e in reversed(conflicts)), against=against,
             position=self._base_count + p0, replayed=replayed,
             before=m.decode(int(before)), after=m.decode(int(s))))
 
@@ -699,8 +980,10 @@ class Replica:
             self._settle_quietly(self._inflight)
         n = len(self._unflushed)
         if n:
-            self.store.append(self._unflushed)
+            batch = self._unflushed
+            self.store.append(batch)
             self._unflushed = []
+            self._committed(batch)
         if self._unsent:
             own = self._unsent
             self._unsent = []
@@ -710,6 +993,11 @@ class Replica:
         if self._changed or self._touched:
             self._notify()
         return n
+
+    def _committed(self, batch: list[Envelope]) -> None:
+        top = max(map(_HLC, batch))
+        if top > self._durable_clock:
+            self._durable_clock = top
 
     def _notify(self) -> None:
         events, self._changed = tuple(self._changed), []
@@ -766,6 +1054,7 @@ class Replica:
         self._notify_from, self._notify_repaired, self._touched = after, False, False
 
         def finish() -> int:
+            self._committed(batch)
             if own:
                 self._durable_own = own[-1][3]
                 if self.transport is not None:
@@ -875,19 +1164,67 @@ class Replica:
         anti-entropy (``observe_peer``); a no-op without ``peers``."""
         if not valid_replica_id(peer):
             raise ReplicaError(f"add_peer: {peer!r} is not a replica id")
+        if peer in self.retired:
+            raise ReplicaError(f"add_peer: {peer!r} was retired; a retired id never comes back")
         if self.peers is not None and peer not in self.peers:
             self.peers = self.peers | {peer}
 
+    def report(self) -> SyncReport:
+        """What to tell peers in anti-entropy: the **committed** version and
+        the largest committed clock (see ``SyncReport``). Peers answer it with
+        what it lacks, and may bound their compaction by it."""
+        version = dict(self._vv)
+        for e in self._unflushed:  # an origin's uncommitted events are its last ones
+            if e[3] <= version.get(e[2], 0):
+                version[e[2]] = e[3] - 1
+        return SyncReport(self.id, {o: n for o, n in version.items() if n > 0},
+                          self._durable_clock)
+
     def observe_peer(self, peer: str, version: Mapping[str, int], clock: int) -> None:
-        """Record what a peer said it has (its own event count and its clock);
-        lets ``compact`` advance while that peer is idle. A peer not yet in
+        """Record a peer's ``report()`` (its committed version and clock); lets
+        ``compact`` advance while that peer is idle. A peer not yet in
         ``peers`` is added (a replica that joined): compaction never passes
-        the clock it reported, and its later events have larger clocks."""
-        if valid_replica_id(peer) and isinstance(clock, int):
-            if self.peers is not None and peer not in self.peers:
-                self.peers = self.peers | {peer}
-            self._peer_views[peer] = (int(version.get(peer, 0)), clock)
-            self._peer_has[peer] = int(version.get(self.id, 0))
+        the clock it reported, and its later events have larger clocks. A
+        retired peer, a malformed report, or a clock further ahead than the
+        allowed drift is ignored (it would let compaction run ahead)."""
+        if (not valid_replica_id(peer) or peer == self.id or peer in self.retired
+                or type(clock) is not int or not 0 <= clock <= self._clock_limit()
+                or not isinstance(version, Mapping)):
+            return
+        own, mine = version.get(peer, 0), version.get(self.id, 0)
+        if type(own) is not int or type(mine) is not int:
+            return
+        if self.peers is not None and peer not in self.peers:
+            self.peers = self.peers | {peer}
+        self._peer_views[peer] = (own, clock)
+        self._peer_has[peer] = mine
+
+    def remove_peer(self, peer: str, final: int) -> None:
+        """Retire ``peer`` for good after its event number ``final`` (its last
+        committed event): compaction stops waiting for it, and its events past
+        ``final`` are refused. Safe only once this replica holds every one of
+        those ``final`` events (else it raises ReplicaError: an event of the
+        peer still on its way could sort below the next compaction and be
+        refused). The procedure, on every remaining replica, is in
+        docs/replicas.md (*Membership*); restart with ``retired=`` to keep it."""
+        if not valid_replica_id(peer) or peer == self.id:
+            raise ReplicaError(f"remove_peer: {peer!r} is not another replica's id")
+        if type(final) is not int or final < 0:
+            raise ReplicaError(f"remove_peer: final={final!r} (expected an event number)")
+        have = self._vv.get(peer, 0)
+        if have < final:
+            raise ReplicaError(
+                f"remove_peer: replica {self.id!r} has {have} of {peer!r}'s {final} events; "
+                "wait until anti-entropy brought them all, then remove it")
+        if have > final:
+            raise ReplicaError(
+                f"remove_peer: replica {self.id!r} already accepted {have} events of {peer!r}, "
+                f"more than final={final}: take its real final number from its store")
+        self.retired[peer] = final
+        self._peer_views.pop(peer, None)
+        self._peer_has.pop(peer, None)
+        if self.peers is not None:
+            self.peers = self.peers - {peer}
 
     def peers_have_mine(self) -> bool:
         """Whether every other replica in ``peers`` reported (through
@@ -899,7 +1236,14 @@ class Replica:
 
     def stable_horizon(self) -> int:
         """The largest hlc h such that no event with hlc <= h can still arrive
-        (assuming ``peers`` lists every origin); -1 when unknown."""
+        (assuming ``peers`` lists every origin); -1 when unknown.
+
+        Built from durable facts only: for a peer, the clock of its last
+        event applied here (it committed that event before sending it, so it
+        restarts above it), or the committed clock of its last ``report``
+        once every event that report counted is applied here; for this
+        replica, its clock (compaction commits first, and the snapshot
+        records the horizon)."""
         if self.peers is None:
             return -1
         bounds = []
@@ -1078,7 +1422,8 @@ class Replica:
         """Validate ``snap`` against this replica; its base state, or None
         when it brings nothing new."""
         if not isinstance(snap, Snapshot):
-            raise ProtocolError(f"install_snapshot: {snap!r} is not a Snapshot")
+            raise ProtocolError(f"install_snapshot: {snap!r:.80} is not a Snapshot")
+        snap.validate()
         if snap.policy != self._policy:
             raise PolicyMismatchError(
                 f"snapshot of replica {snap.replica!r} ({snap.machine!r}) has policy "
@@ -1090,10 +1435,21 @@ class Replica:
                 f"snapshot of replica {snap.replica!r} is not a compacted base (horizon "
                 f"{snap.horizon}): a replica can only continue from a stable prefix; use the "
                 "peer's bootstrap() (its base snapshot and its log)")
+        if snap.hlc > self._clock_limit():
+            raise ProtocolError(
+                f"snapshot of {snap.replica!r}: its clock {snap.hlc} is more than "
+                f"max_drift_ms={self.limits.max_drift_ms} ahead of the local clock")
         try:
-            base = int(self.machine.encode(snap.state).id)
+            state = self.machine.encode(snap.state)
         except MachineUsageError as exc:
             raise ProtocolError(f"snapshot state does not fit the machine: {exc}") from None
+        if self.machine.state_digest(state) != snap.digest:
+            raise ProtocolError(f"snapshot of {snap.replica!r}: its digest does not match its "
+                                "state")
+        if not self.machine.is_valid(state):
+            raise ProtocolError(f"snapshot of {snap.replica!r}: its state breaks an invariant "
+                                "(no replica can reach it)")
+        base = int(state.id)
         if not self.needs_snapshot(snap):
             return None
         sv = snap.version
@@ -1103,6 +1459,10 @@ class Replica:
                 f"snapshot of replica {snap.replica!r} holds {sv[self.id]} events of "
                 f"{self.id!r}, whose store has {mine}: a replica id is never reused with a "
                 "fresh store (its event numbers would collide); join under a new id")
+        if snap.replica == self.id or (self.peers is not None and snap.replica not in self.peers):
+            raise ReplicaError(
+                f"snapshot of {snap.replica!r}: not one of this replica's peers "
+                f"({', '.join(sorted(self.peers or ()))}); only a peer's snapshot is installed")
         own = self._base_snapshot
         if own is not None and (own.horizon > snap.horizon or any(
                 sv.get(o, 0) < n for o, n in own.version.items())):
@@ -1165,6 +1525,7 @@ class Replica:
         self._clocks = clocks
         self._hlc.observe(snap.hlc)
         self._hlc.observe(horizon)
+        self._durable_clock = max(self._durable_clock, snap.hlc, horizon)
         self._state = int(self._state_at(len(keep)))
         self._unflushed = [e for e in self._unflushed
                            if e[3] > sv.get(e[2], 0) and e[4] > horizon]
@@ -1180,6 +1541,7 @@ class Replica:
             self._offer(e, ready, [])
         if ready:
             self._integrate(ready)
+        self._dups.clear()
         return True
 
     # ------------------------------------------------------------ lifecycle

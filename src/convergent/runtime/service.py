@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import time
@@ -25,6 +26,8 @@ from .replica import Replica
 from .transports.nats import NatsTransport
 
 __all__ = ["ReplicaService"]
+
+log = logging.getLogger("convergent.runtime")
 
 
 class ReplicaService:
@@ -67,6 +70,8 @@ class ReplicaService:
         self._subs: list[Any] = []
         self._closed = False
         self.generated = 0
+        #: failed group commits (each retried on the next round)
+        self.flush_errors = 0
 
     async def start(self) -> None:
         """Connect the transport and start the periodic tasks."""
@@ -92,6 +97,7 @@ class ReplicaService:
         s = self.replica.status()
         s["transport"] = self.transport.info()
         s["generated"] = self.generated
+        s["flush_errors"] = self.flush_errors
         s["uptime"] = round(time.time() - self.started, 3)
         return s
 
@@ -106,12 +112,20 @@ class ReplicaService:
     # ------------------------------------------------------------ tasks
 
     async def _flusher(self) -> None:
+        """Group commit. Any failure (a store error, a subscriber raising, a
+        bug) is counted, logged and retried next round (the events stay
+        queued): the flush task never dies."""
         while True:
             await asyncio.sleep(self.flush_interval)
             try:
                 await self.replica.aflush()
             except ConvergentError as exc:  # retried next round; the events stay queued
+                self.flush_errors += 1
                 self.transport._note(f"flush: {exc}")
+            except Exception as exc:
+                self.flush_errors += 1
+                self.transport._note(f"flush: {exc!r}")
+                log.exception("replica %s: flush failed", self.replica.id)
 
     async def _compactor(self) -> None:
         assert self.compact_interval
@@ -119,14 +133,14 @@ class ReplicaService:
             await asyncio.sleep(self.compact_interval)
             try:
                 await self.replica.acompact()
-            except ConvergentError as exc:
-                self.transport._note(f"compact: {exc}")
+            except Exception as exc:
+                self.transport._note(f"compact: {exc!r}")
 
     async def _status_writer(self) -> None:
         while True:
             try:
                 self.write_status()
-            except OSError as exc:
+            except (OSError, TypeError, ValueError) as exc:
                 self.transport._note(f"status file: {exc}")
             await asyncio.sleep(self.status_interval)
 
@@ -144,6 +158,9 @@ class ReplicaService:
                      "state": self.replica.machine.decode(self.replica.state)}
         except (ConvergentError, ValueError) as exc:
             reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a request never kills the handler
+            log.exception("replica %s: emit request failed", self.replica.id)
+            reply = {"ok": False, "error": repr(exc)}
         await msg.respond(json.dumps(reply).encode())
 
     async def generate(self, count: int, *, rate: float = 1000.0, seed: int = 0,

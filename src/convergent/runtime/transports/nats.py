@@ -6,6 +6,7 @@ Subjects, for a machine named ``M`` (prefix ``cv`` by default)::
     cv.M.events.<origin>   JetStream stream CV_M (file storage): committed
                            events, a batch per message; every replica reads
                            the whole stream with its own durable pull consumer
+                           (skipping its own subject: those are its events)
                            and acknowledges a batch only after its store
                            committed it
     cv.M.sync              core NATS: "I am R, my version vector is V"; every
@@ -18,7 +19,13 @@ Subjects, for a machine named ``M`` (prefix ``cv`` by default)::
 
 Every envelope carries the machine's policy digest; a batch or a snapshot of
 another policy is refused (counted, and the reason kept in ``errors``), never
-applied. Everything runs on the caller's asyncio loop; ``broadcast`` only
+applied. With a ``Keyring`` (``keys=``), every message is signed by its
+sender (ed25519, one signature per message) and only messages signed by a
+configured peer are opened; a batch on ``events.<origin>`` must be signed by
+that origin. Every message is bounded (``Limits.max_message_bytes``) and
+decoded defensively: a malformed one is counted, logged and skipped. The
+background tasks are supervised: one that fails is logged, counted
+(``task_restarts``) and restarted after a backoff; none dies silently. Everything runs on the caller's asyncio loop; ``broadcast`` only
 queues. Commits go through ``Replica.aflush`` (a worker thread for a
 ``blocking`` store such as PostgreSQL). Envelopes a full pending buffer turns
 away are counted (``backpressure``) and asked for again by an early
@@ -30,14 +37,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
+import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._tasks import cancel_and_wait
-from ..envelope import Envelope, decode_batch, encode_batch
+from ..envelope import Envelope, Limits, decode_batch, encode_batch, loads_bounded
 from ..errors import (
     BackpressureError,
     PolicyMismatchError,
@@ -47,6 +56,7 @@ from ..errors import (
     TransportError,
 )
 from ..model import Snapshot
+from ..signing import Keyring, SignatureError
 from .base import Transport
 
 try:
@@ -61,9 +71,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:  # pragma: no cover
     from ..replica import Replica
 
-__all__ = ["NatsTransport"]
+__all__ = ["NatsTransport", "tls_context"]
 
 SNAPSHOT_FORMAT = "convergent-snapshot-offer/1"
+log = logging.getLogger("convergent.runtime")
 
 
 def _durable_name(replica_id: str) -> str:
@@ -83,6 +94,21 @@ class NatsTransport(Transport):
         sync_interval: seconds between anti-entropy rounds.
         fetch_batch: messages per JetStream fetch.
         max_events: envelopes per published message.
+        connect_timeout: seconds to keep trying to connect and to set up the
+            stream and the consumer at start (with backoff), before giving up
+            with a TransportError that says what failed.
+        keys: this replica's ``Keyring``: sign every message, open only those
+            signed by its configured peers. None: unsigned (a closed network).
+        user, password, token, nkeys_seed, user_credentials: NATS
+            authentication, passed to the client (``nkeys_seed`` and
+            ``user_credentials`` are file paths).
+        tls: an ``ssl.SSLContext`` for ``tls://`` servers (see
+            ``tls_context``); tls_hostname: the name to check in the
+            server's certificate.
+        limits: bounds on incoming messages (default: the replica's).
+        inflight_grace: seconds an event is assumed in flight through the
+            stream; anti-entropy answers leave out younger ones (default the
+            smaller of ``sync_interval`` and 2).
 
     Use: ``t = NatsTransport(url); r = Replica(m, id=..., transport=t,
     autoflush=False); await t.start(); ...; await t.aclose()`` (or let a
@@ -92,7 +118,12 @@ class NatsTransport(Transport):
     def __init__(self, servers: str | list[str] = "nats://127.0.0.1:4222", *,
                  prefix: str = "cv", storage: str = "file", sync_interval: float = 2.0,
                  fetch_batch: int = 256, max_events: int = 1000,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, keys: Keyring | None = None,
+                 user: str | None = None, password: str | None = None,
+                 token: str | None = None, nkeys_seed: str | None = None,
+                 user_credentials: str | None = None, tls: ssl.SSLContext | None = None,
+                 tls_hostname: str | None = None, limits: Limits | None = None,
+                 inflight_grace: float | None = None) -> None:
         if storage not in ("file", "memory"):
             raise TransportError(f"storage={storage!r} (expected 'file' or 'memory')")
         if not re.fullmatch(r"[A-Za-z0-9_-]+", prefix):
@@ -104,6 +135,16 @@ class NatsTransport(Transport):
         self.fetch_batch = fetch_batch
         self.max_events = max_events
         self.connect_timeout = connect_timeout
+        if keys is not None and not isinstance(keys, Keyring):
+            raise TransportError(f"keys={keys!r} (expected a Keyring)")
+        self.keys = keys
+        self._auth: dict[str, Any] = {k: v for k, v in (
+            ("user", user), ("password", password), ("token", token),
+            ("nkeys_seed", nkeys_seed), ("user_credentials", user_credentials),
+            ("tls", tls), ("tls_hostname", tls_hostname)) if v is not None}
+        self._limits = limits
+        self.inflight_grace = (min(sync_interval, 2.0) if inflight_grace is None
+                               else inflight_grace)
         self.replica = None
         self.nc: Any = None
         self.js: Any = None
@@ -121,7 +162,8 @@ class NatsTransport(Transport):
         self.counters = {"published": 0, "publish_retries": 0, "fetched": 0,
                          "sync_requests": 0, "sync_sent": 0, "direct_received": 0,
                          "refused": 0, "reconnects": 0, "backpressure": 0,
-                         "snapshots_sent": 0, "snapshots_installed": 0}
+                         "snapshots_sent": 0, "snapshots_installed": 0,
+                         "unsigned_refused": 0, "task_restarts": 0}
 
     # ------------------------------------------------------------ names
 
@@ -165,22 +207,48 @@ class NatsTransport(Transport):
             self._wake.set()
 
         deadline = time.monotonic() + self.connect_timeout
+        where = ", ".join(self.servers)
+        backoff = 0.1
         while True:
             try:
-                self.nc = await nats.connect(
+                # the client retries by itself (an authorization failure too),
+                # so the deadline bounds the call as a whole
+                self.nc = await asyncio.wait_for(nats.connect(
                     self.servers, name=f"convergent-{replica.id}", error_cb=on_error,
                     disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
                     allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-                    connect_timeout=2, ping_interval=5, max_outstanding_pings=2)
+                    connect_timeout=2, ping_interval=5, max_outstanding_pings=2,
+                    **self._auth), timeout=max(0.1, deadline - time.monotonic()))
                 break
             except Exception as exc:  # nats raises several unrelated types here
-                if time.monotonic() > deadline:
-                    raise TransportError(f"cannot connect to NATS at {', '.join(self.servers)}: "
-                                         f"{exc!r}") from None
-                await asyncio.sleep(0.25)
+                if time.monotonic() + backoff > deadline:
+                    last = self.errors[-1][1] if self.errors else repr(exc)
+                    raise TransportError(f"cannot connect to NATS at {where} within "
+                                         f"{self.connect_timeout:g} s: {last}") from None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
         self.connected = True
+        # the server accepted the connection; JetStream must answer too (a
+        # server without -js, or one that stopped answering, fails here):
+        # retry with backoff until the deadline, then say what is wrong
+        backoff = 0.1
+        while True:
+            left = deadline - time.monotonic()
+            self.js = self.nc.jetstream(timeout=max(0.5, min(5.0, left)))
+            try:
+                await self._setup()
+                break
+            except Exception as exc:
+                self._note(f"setup: {exc!r}")
+                if time.monotonic() + backoff > deadline:
+                    await self._close_quietly()
+                    raise TransportError(
+                        f"NATS at {where} accepted the connection but JetStream did not "
+                        f"answer within {self.connect_timeout:g} s (is the server running "
+                        f"with -js, and reachable?): {exc!r}") from None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
         self.js = self.nc.jetstream(timeout=5)
-        await self._setup()
         self._subs.append(await self.nc.subscribe(self.subject("sync"), cb=self._on_sync))
         self._subs.append(await self.nc.subscribe(self.subject("direct", replica.id),
                                                   cb=self._on_direct,
@@ -188,10 +256,45 @@ class NatsTransport(Transport):
                                                   pending_bytes_limit=512 * 1024 * 1024))
         await self.nc.flush()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._consume(), name="convergent-consume"),
-                       loop.create_task(self._publish(), name="convergent-publish"),
-                       loop.create_task(self._anti_entropy(), name="convergent-sync")]
+        self._tasks = [loop.create_task(self._supervise("consume", self._consume),
+                                        name="convergent-consume"),
+                       loop.create_task(self._supervise("publish", self._publish),
+                                        name="convergent-publish"),
+                       loop.create_task(self._supervise("sync", self._anti_entropy),
+                                        name="convergent-sync")]
+        self._sync_now.set()   # anti-entropy at once, as documented: not one interval later
         self._wake.set()
+
+    async def _close_quietly(self) -> None:
+        if self.nc is not None:
+            try:
+                await self.nc.close()
+            except Exception:
+                pass
+        self.connected = False
+
+    async def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run ``body`` until closing; if it fails (or returns early), log it,
+        count it and start it again after a backoff: a background task never
+        dies silently."""
+        backoff = 0.1
+        while not self._closing:
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.counters["task_restarts"] += 1
+                self.errors.append((time.time(), f"task {name} failed and restarts: {exc!r}"))
+                log.exception("convergent %s task of replica %s failed; restarting", name,
+                              getattr(self.replica, "id", "?"))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not self._closing:
+                self.counters["task_restarts"] += 1
+                self._note_warning(f"task {name} ended early and restarts")
+                await asyncio.sleep(backoff)
 
     async def _setup(self) -> None:
         """Create the stream and this replica's durable consumer if missing."""
@@ -248,8 +351,42 @@ class NatsTransport(Transport):
                 pass
         self.connected = False
 
-    def _note(self, message: str) -> None:
+    def _note(self, message: str, level: int = logging.DEBUG) -> None:
+        """Keep a problem in ``errors`` (shown by ``status``) and log it;
+        connection chatter at DEBUG, refused messages at WARNING."""
         self.errors.append((time.time(), message))
+        log.log(level, "replica %s: %s", getattr(self.replica, "id", "?"), message)
+
+    def _count(self, counter: str) -> None:
+        self.counters[counter] += 1
+
+    def _note_warning(self, message: str) -> None:
+        self._note(message, logging.WARNING)
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits or self._r().limits
+
+    def _seal(self, body: bytes) -> bytes:
+        return self.keys.seal(body) if self.keys is not None else body
+
+    def _unseal(self, data: bytes, source: str) -> tuple[str | None, bytes] | None:
+        """The signer and body of an incoming message; None (counted, noted)
+        when it is too large, or, with keys, unsigned or not from a peer."""
+        limit = self.limits.max_message_bytes
+        if len(data) > limit + 4096:
+            self._count("refused")
+            self._note_warning(f"refused a {source} message of {len(data)} bytes "
+                       f"(max_message_bytes={limit})")
+            return None
+        if self.keys is None:
+            return None, data
+        try:
+            return self.keys.open(data)
+        except SignatureError as exc:
+            self._count("unsigned_refused")
+            self._note_warning(f"refused a {source} message: {exc}")
+            return None
 
     # ------------------------------------------------------------ Transport
 
@@ -264,18 +401,36 @@ class NatsTransport(Transport):
 
     # ------------------------------------------------------------ tasks
 
-    def _accept(self, data: bytes, source: str) -> list[Envelope]:
-        """Decode a batch, refusing another machine or policy loudly."""
+    def _accept(self, data: bytes, source: str, origin: str | None = None,
+                opened: tuple[str | None, bytes] | None = None) -> list[Envelope]:
+        """Check and decode one batch; a message that is malformed, unsigned,
+        of another machine or policy, or (on ``events.<origin>``) signed by
+        someone else than its events' origin is refused loudly (counted and
+        noted), never raised: failures are per message."""
         replica = self._r()
+        if opened is None:
+            opened = self._unseal(data, source)
+            if opened is None:
+                return []
+        signer, body = opened
         try:
-            machine, policy, envs = decode_batch(data)
+            machine, policy, envs = decode_batch(body, self.limits)
         except ProtocolError as exc:
-            self.counters["refused"] += 1
-            self._note(f"refused a malformed {source} message: {exc}")
+            self._count("refused")
+            self._note_warning(f"refused a malformed {source} message: {exc}")
+            return []
+        except Exception as exc:  # nothing a peer sends may stop the consumer
+            self._count("refused")
+            self._note_warning(f"refused an undecodable {source} message: {exc!r}")
+            return []
+        if signer is not None and origin is not None and any(e[2] != signer for e in envs):
+            self._count("unsigned_refused")
+            self._note_warning(f"refused a {source} message signed by {signer!r} carrying events of "
+                       "another origin")
             return []
         if machine != replica.machine.name or policy != replica.machine.policy_digest:
-            self.counters["refused"] += 1
-            self._note(str(PolicyMismatchError(
+            self._count("refused")
+            self._note_warning(str(PolicyMismatchError(
                 f"refused {len(envs)} events from {source}: machine {machine!r} policy "
                 f"{policy[:16]}..., this replica runs {replica.machine.name!r} policy "
                 f"{replica.machine.policy_digest[:16]}...",
@@ -319,8 +474,12 @@ class NatsTransport(Transport):
             if not msgs:
                 continue
             envs: list[Envelope] = []
+            own = self.subject("events", self._r().id)
             for msg in msgs:
-                envs.extend(self._accept(msg.data, f"stream {msg.subject}"))
+                if msg.subject == own:  # this replica's own events, back from the stream
+                    continue
+                envs.extend(self._accept(msg.data, f"stream {msg.subject}",
+                                         origin=msg.subject.rpartition(".")[2]))
             self.counters["fetched"] += len(msgs)
             try:
                 await self._commit(envs)
@@ -328,6 +487,9 @@ class NatsTransport(Transport):
                 self._note(f"store: {exc}")
                 await asyncio.sleep(0.5)
                 continue
+            except ProtocolError as exc:  # decoded but refused by the replica: skip it
+                self._count("refused")
+                self._note_warning(f"refused a stream batch: {exc}")
             except Exception as exc:  # a subscriber failed after the commit
                 self._note(f"subscriber: {exc!r}")
             try:
@@ -344,7 +506,7 @@ class NatsTransport(Transport):
             self._wake.clear()
             while self._outbox and not self._closing:
                 chunk = [self._outbox[i] for i in range(min(self.max_events, len(self._outbox)))]
-                data = encode_batch(machine, policy, chunk)
+                data = self._seal(encode_batch(machine, policy, chunk))
                 try:
                     await self.js.publish(subject, data, timeout=5)
                 except asyncio.CancelledError:
@@ -373,10 +535,14 @@ class NatsTransport(Transport):
                 self._note(f"sync: {exc!r}")
 
     def _sync_body(self) -> bytes:
+        """``version``: what to send this replica; ``committed`` and ``clock``:
+        its durable facts (``Replica.report``), the only ones peers may bound
+        their compaction by."""
         replica = self._r()
-        return json.dumps({"from": replica.id, "version": replica.version,
-                           "clock": replica._hlc.last,
-                           "policy": replica.machine.policy_digest}).encode()
+        report = replica.report()
+        return self._seal(json.dumps({"from": replica.id, "version": replica.version,
+                                      "committed": report.version, "clock": report.clock,
+                                      "policy": replica.machine.policy_digest}).encode())
 
     async def sync_now(self) -> None:
         """Ask every peer for what this replica lacks, now."""
@@ -384,34 +550,53 @@ class NatsTransport(Transport):
         await asyncio.sleep(0)
 
     async def _on_sync(self, msg: Any) -> None:
+        try:
+            await self._answer_sync(msg.data)
+        except Exception as exc:  # a handler never fails silently, nor for good
+            self._note(f"sync request: {exc!r}")
+
+    async def _answer_sync(self, data: bytes) -> None:
         replica = self.replica
         if replica is None or self._closing:
             return
+        opened = self._unseal(data, "sync")
+        if opened is None:
+            return
+        signer, body = opened
         try:
-            req = json.loads(msg.data)
+            req = loads_bounded(body, self.limits, what="sync request")
             peer, version, clock = req["from"], req["version"], req["clock"]
+            committed = req.get("committed", {})
             if req.get("policy") != replica.machine.policy_digest:
                 if peer != replica.id:
-                    self.counters["refused"] += 1
-                    self._note(f"refused a sync request of {peer!r}: another machine policy")
+                    self._count("refused")
+                    self._note_warning(f"refused a sync request of {str(peer)[:64]!r}: another "
+                               "machine policy")
                 return
-            if not isinstance(version, dict):
-                raise TypeError("version is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            self._note(f"malformed sync request: {exc!r}")
+            if not isinstance(version, dict) or not isinstance(committed, dict) or not all(
+                    isinstance(k, str) and type(v) is int and v >= 0
+                    for d in (version, committed) for k, v in d.items()):
+                raise TypeError("version is not an object of event counts")
+        except (ProtocolError, KeyError, TypeError) as exc:
+            self._count("refused")
+            self._note_warning(f"malformed sync request: {exc!r}")
             return
         if peer == replica.id:
             return
+        if signer is not None and signer != peer:
+            self._count("unsigned_refused")
+            self._note_warning(f"refused a sync request of {str(peer)[:64]!r} signed by {signer!r}")
+            return
         self.counters["sync_requests"] += 1
-        replica.observe_peer(peer, version, clock)
+        replica.observe_peer(peer, committed, clock)
         subject = self.subject("direct", peer)
         machine, policy = replica.machine.name, replica.machine.policy_digest
         snap = replica.snapshot_for(version)
         if snap is not None:  # the peer lacks events compacted here: snapshot first
             try:
-                await self.nc.publish(subject, json.dumps(
+                await self.nc.publish(subject, self._seal(json.dumps(
                     {"format": SNAPSHOT_FORMAT, "machine": machine, "policy": policy,
-                     "snapshot": snap.to_dict()}, separators=(",", ":")).encode())
+                     "snapshot": snap.to_dict()}, separators=(",", ":")).encode()))
                 self.counters["snapshots_sent"] += 1
             except Exception as exc:
                 self._note(f"snapshot to {peer}: {exc!r}")
@@ -421,53 +606,79 @@ class NatsTransport(Transport):
                 version[o] = max(int(version.get(o, 0)), n)
         # events younger than one sync interval are most likely still in
         # flight through the stream: answer with them on a later round
-        cutoff = (time.time_ns() // 1_000_000 - int(self.sync_interval * 1000)) << 16
+        cutoff = (time.time_ns() // 1_000_000 - int(self.inflight_grace * 1000)) << 16
         missing = [e for e in replica.missing_for(version) if e[4] <= cutoff]
         if not missing:
             return
         try:
             for i in range(0, len(missing), self.max_events):
-                await self.nc.publish(subject, encode_batch(machine, policy,
-                                                            missing[i:i + self.max_events]))
+                await self.nc.publish(subject, self._seal(encode_batch(
+                    machine, policy, missing[i:i + self.max_events])))
             self.counters["sync_sent"] += len(missing)
         except Exception as exc:
             self._note(f"sync answer to {peer}: {exc!r}")
 
     async def _on_direct(self, msg: Any) -> None:
+        try:
+            await self._direct(msg.data)
+        except Exception as exc:  # a handler never fails silently, nor for good
+            self._note(f"direct message: {exc!r}")
+
+    async def _direct(self, data: bytes) -> None:
         if self.replica is None or self._closing:
             return
-        if msg.data.startswith(b'{"format":"' + SNAPSHOT_FORMAT.encode()):
-            await self._on_snapshot(msg.data)
+        opened = self._unseal(data, "direct")
+        if opened is None:
             return
-        envs = self._accept(msg.data, "anti-entropy")
+        body = opened[1]
+        if body.startswith(b'{"format":"' + SNAPSHOT_FORMAT.encode()):
+            await self._on_snapshot(body)
+            return
+        envs = self._accept(data, "anti-entropy", opened=opened)
         self.counters["direct_received"] += len(envs)
         try:
             await self._commit(envs)
         except StoreError as exc:  # lost for now; the next sync round asks again
             self._note(f"store: {exc}")
+        except ProtocolError as exc:  # decoded but refused by the replica
+            self._count("refused")
+            self._note_warning(f"refused an anti-entropy batch: {exc}")
         except Exception as exc:  # a subscriber failed after the commit
             self._note(f"subscriber: {exc!r}")
 
     async def _on_snapshot(self, data: bytes) -> None:
-        """A peer's compacted snapshot: install it if it brings anything."""
+        """A peer's compacted snapshot (signature already checked): install it
+        if it brings anything and passes the replica's checks."""
         replica = self._r()
         try:
-            msg = json.loads(data)
+            msg = loads_bounded(data, self.limits, what="snapshot offer")
             snap = Snapshot.from_dict(msg["snapshot"])
         except (ValueError, KeyError, TypeError, ProtocolError) as exc:
-            self.counters["refused"] += 1
-            self._note(f"refused a malformed snapshot message: {exc!r}")
+            self._count("refused")
+            self._note_warning(f"refused a malformed snapshot message: {exc!r}")
             return
         try:
             if await replica.ainstall_snapshot(snap):
                 self.counters["snapshots_installed"] += 1
         except (ReplicaError, StoreError) as exc:  # policy, or sets of peers that disagree
-            self.counters["refused"] += 1
-            self._note(f"refused the snapshot of {snap.replica!r}: {exc}")
+            self._count("refused")
+            self._note_warning(f"refused the snapshot of {snap.replica!r}: {exc}")
         except Exception as exc:  # a subscriber failed after the commit
             self._note(f"subscriber: {exc!r}")
 
     def info(self) -> dict[str, Any]:
         return {"servers": self.servers, "connected": self.connected, "outbox": self.outbox,
+                "signed": self.keys is not None,
                 "stream": self.stream if self.replica else None, **self.counters,
                 "errors": [m for _, m in list(self.errors)[-5:]]}
+
+
+def tls_context(*, ca_file: str | None = None, cert_file: str | None = None,
+                key_file: str | None = None) -> ssl.SSLContext:
+    """A client TLS context for ``NatsTransport(tls=...)``: verify the server
+    against ``ca_file`` (default: the system's roots), and present
+    ``cert_file``/``key_file`` when the server asks for a client certificate."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx

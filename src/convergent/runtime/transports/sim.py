@@ -135,8 +135,10 @@ class SimNetwork:
                 if node is not None and node not in (src.node, dst.node):
                     continue
                 assert src.replica is not None and dst.replica is not None
-                dst.replica.observe_peer(src.node, src.replica.version,
-                                         src.replica._hlc.last)
+                # dst asks with what it has; what it committed (and the clock
+                # of that) is all src may build compaction on
+                report = dst.replica.report()
+                src.replica.observe_peer(dst.node, report.version, report.clock)
                 version = dst.replica.version
                 snap = src.replica.snapshot_for(version)
                 if snap is not None:
