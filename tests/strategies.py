@@ -1,9 +1,13 @@
 """Hypothesis strategies for small random machines.
 
 ``machines()`` draws a ``GenMachine``: 1-4 vars (bool, enum, int ranges with
-negatives, overflow clamp/error), 0-3 invariants, 1-5 events, guards, holds,
-repairs and applies built from random typed expression trees. A GenMachine
-gives the same machine two ways:
+negatives, overflow clamp/error), 0-3 invariants, 1-7 events, guards, holds,
+repairs and applies built from random typed expression trees. Most are
+*constructed* to pass WFC and reach many states (``constructed_machines``:
+stratified repairs, events that move every var), the rest are *wild*
+(``wild_machines``: anything goes, so WFC failures and build errors stay
+covered); ``tests/test_delivery.py`` asserts the mix. A GenMachine gives the
+same machine two ways:
 
 * ``to_yaml()``: spec text in the contract's syntax (docs/spec-format.md), for
   the loader and the expression compiler;
@@ -16,6 +20,7 @@ State spaces stay at most ``MAX_STATES`` states so the reference is quick.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Callable
@@ -32,7 +37,8 @@ from convergent.spec.model import (
     Var,
 )
 
-__all__ = ["GenMachine", "evaluate", "machines", "render", "MAX_STATES"]
+__all__ = ["GenMachine", "MAX_STATES", "constructed_machines", "evaluate", "machines", "render",
+           "wild_machines"]
 
 MAX_STATES = 200
 VAR_NAMES = ["a", "b", "c", "d", "k", "m", "w", "z", "level", "mode"]
@@ -392,51 +398,55 @@ def _leaf(draw: Any, ty: Any, vs: tuple[GVar, ...]) -> tuple:
     return ("lit", draw(st.sampled_from(var.values)))
 
 
-def _expr(draw: Any, ty: Any, vs: tuple[GVar, ...], depth: int) -> tuple:
+def _expr(draw: Any, ty: Any, vs: tuple[GVar, ...], depth: int, safe: bool = False) -> tuple:
+    """A random typed tree; ``safe``: no divisor that may be 0 (no evaluation errors)."""
     if depth <= 0 or draw(st.integers(0, 9)) < 3:
         if ty == "bool" and depth > 0 and draw(st.booleans()):
             # a comparison leaf: the common shape of guards and holds
-            return _comparison(draw, vs, 1)
+            return _comparison(draw, vs, 1, safe)
         return _leaf(draw, ty, vs)
     d = depth - 1
     if ty == "bool":
         shape = draw(st.sampled_from(["not", "and", "or", "implies", "cmp", "cmp", "if"]))
         if shape == "not":
-            return ("not", _expr(draw, "bool", vs, d))
+            return ("not", _expr(draw, "bool", vs, d, safe))
         if shape in ("and", "or", "implies"):
-            return (shape, _expr(draw, "bool", vs, d), _expr(draw, "bool", vs, d))
+            return (shape, _expr(draw, "bool", vs, d, safe), _expr(draw, "bool", vs, d, safe))
         if shape == "cmp":
-            return _comparison(draw, vs, d)
-        return ("if", _expr(draw, "bool", vs, d), _expr(draw, "bool", vs, d),
-                _expr(draw, "bool", vs, d))
+            return _comparison(draw, vs, d, safe)
+        return ("if", _expr(draw, "bool", vs, d, safe), _expr(draw, "bool", vs, d, safe),
+                _expr(draw, "bool", vs, d, safe))
     if ty == "int":
         shape = draw(st.sampled_from(["+", "-", "*", "/", "//", "%", "min", "max", "abs",
                                       "neg", "if"]))
         if shape in ("+", "-", "*"):
-            return ("arith", shape, _expr(draw, "int", vs, d), _expr(draw, "int", vs, d))
+            return ("arith", shape, _expr(draw, "int", vs, d, safe),
+                    _expr(draw, "int", vs, d, safe))
         if shape in ("/", "//", "%"):
-            if draw(st.integers(0, 9)) == 0:      # now and then a divisor that may be 0
-                divisor = _expr(draw, "int", vs, d)
+            if not safe and draw(st.integers(0, 9)) == 0:   # now and then a divisor that may be 0
+                divisor = _expr(draw, "int", vs, d, safe)
             else:
                 divisor = ("lit", draw(st.sampled_from([-3, -2, -1, 1, 2, 3])))
-            return ("arith", shape, _expr(draw, "int", vs, d), divisor)
+            return ("arith", shape, _expr(draw, "int", vs, d, safe), divisor)
         if shape in ("min", "max"):
-            return ("call", shape, (_expr(draw, "int", vs, d), _expr(draw, "int", vs, d)))
+            return ("call", shape, (_expr(draw, "int", vs, d, safe),
+                                    _expr(draw, "int", vs, d, safe)))
         if shape == "abs":
-            return ("call", "abs", (_expr(draw, "int", vs, d),))
+            return ("call", "abs", (_expr(draw, "int", vs, d, safe),))
         if shape == "neg":
-            return ("neg", _expr(draw, "int", vs, d))
-        return ("if", _expr(draw, "bool", vs, d), _expr(draw, "int", vs, d),
-                _expr(draw, "int", vs, d))
+            return ("neg", _expr(draw, "int", vs, d, safe))
+        return ("if", _expr(draw, "bool", vs, d, safe), _expr(draw, "int", vs, d, safe),
+                _expr(draw, "int", vs, d, safe))
     # enum
-    return ("if", _expr(draw, "bool", vs, d), _expr(draw, ty, vs, d), _expr(draw, ty, vs, d))
+    return ("if", _expr(draw, "bool", vs, d, safe), _expr(draw, ty, vs, d, safe),
+            _expr(draw, ty, vs, d, safe))
 
 
-def _comparison(draw: Any, vs: tuple[GVar, ...], depth: int) -> tuple:
+def _comparison(draw: Any, vs: tuple[GVar, ...], depth: int, safe: bool = False) -> tuple:
     kinds = ["int", "int", "bool"] + [v.type for v in vs if v.kind == "enum"]
     ty = draw(st.sampled_from(kinds))
     ops = ["==", "!=", "<", "<=", ">", ">="] if ty == "int" else ["==", "!="]
-    left, right = _expr(draw, ty, vs, depth), _expr(draw, ty, vs, depth)
+    left, right = _expr(draw, ty, vs, depth, safe), _expr(draw, ty, vs, depth, safe)
     if isinstance(ty, tuple) and not (_anchored(left) or _anchored(right)):
         # two quoted values have no enum to belong to: a type error, so one
         # side names the var
@@ -514,7 +524,25 @@ def _fixing_repair(draw: Any, vs: tuple[GVar, ...], holds: tuple) -> tuple | Non
 def machines(draw: Any, max_depth: int = 3, min_states: int | None = None,
              max_states: int | None = None) -> GMachine:
     """A random small machine (see the module docstring). With ``min_states``,
-    a machine of between ``min_states`` and ``max_states`` states."""
+    a machine of between ``min_states`` and ``max_states`` states.
+
+    Five in six are *constructed* to pass WFC and to reach many states
+    (``constructed_machines``), so that what the property tests assert about
+    reachable states, witnesses and obligations is exercised; the rest are
+    *wild* (``wild_machines``): any expressions, repairs that may loop,
+    divisors that may be 0, ``overflow: error``, so that WFC failures and build
+    errors keep being compared too. ``tests/test_delivery.py`` asserts this
+    distribution."""
+    if draw(st.sampled_from(("constructed",) * 5 + ("wild",))) == "constructed":
+        return draw(constructed_machines(max_depth, min_states, max_states))
+    return draw(wild_machines(max_depth, min_states, max_states))
+
+
+@st.composite
+def wild_machines(draw: Any, max_depth: int = 3, min_states: int | None = None,
+                  max_states: int | None = None) -> GMachine:
+    """Any small machine: random expressions everywhere (most fail WFC or
+    reach one state; some raise build errors)."""
     if min_states is None:
         vs = draw(_vars())
     else:
@@ -540,6 +568,14 @@ def machines(draw: Any, max_depth: int = 3, min_states: int | None = None,
         guard = _expr(draw, "bool", vs, max_depth) if draw(st.booleans()) else None
         apply = _assignment(draw, vs, 3, max_depth)
         events.append((name, guard, apply))
+    return _finish(draw, vs, invariants, events)
+
+
+def _finish(draw: Any, vs: tuple[GVar, ...], invariants: list[tuple],
+            events: list[tuple]) -> GMachine:
+    """Declared footprints now and then, the independent pairs, the initial
+    state and the rendering options: common to every kind of machine."""
+    names = [e[0] for e in events]
     declare = draw(st.integers(0, 3)) == 3
     if declare:
         # declared footprints: the syntactic ones (never smaller than the
@@ -568,6 +604,213 @@ def machines(draw: Any, max_depth: int = 3, min_states: int | None = None,
                     all_style=draw(st.sampled_from(["omit", "all"])),
                     parens=draw(st.integers(0, 4)) == 0,
                     dict_apply=draw(st.booleans()))
+
+
+# --------------------------------------------------------------------------
+# constructed machines: WFC by construction, many reachable states
+# --------------------------------------------------------------------------
+
+#: states of a constructed machine (at least: enough to reach 10+)
+MIN_CONSTRUCTED_STATES = 32
+
+
+@st.composite
+def _rich_vars(draw: Any) -> tuple[GVar, ...]:
+    """2-4 vars of 2+ values each, between MIN_CONSTRUCTED_STATES and
+    MAX_STATES states, no ``overflow: error`` (events clamp)."""
+    names = list(draw(st.permutations(VAR_NAMES)))
+    out: list[GVar] = []
+    total = 1
+    while len(out) < 4 and (total < MIN_CONSTRUCTED_STATES
+                            or (total * 2 <= MAX_STATES and draw(st.integers(0, 2)) == 0)):
+        room = MAX_STATES // total
+        if room < 2:
+            break
+        name = names.pop()
+        kind = draw(st.sampled_from(["bool", "enum", "int", "int"]))
+        if kind == "bool":
+            v = GVar(name, "bool")
+        elif kind == "enum":
+            k = draw(st.integers(2, min(4, room)))
+            v = GVar(name, "enum", values=tuple(draw(st.permutations(ENUM_VALUES))[:k]))
+        else:
+            size = draw(st.integers(2, min(7, room)))
+            lo = draw(st.integers(-3, 2))
+            v = GVar(name, "int", lo=lo, hi=lo + size - 1,
+                     overflow=draw(st.sampled_from([None, "clamp"])))
+        out.append(v)
+        total *= len(v.domain)
+    return tuple(out)
+
+
+def _mover(draw: Any, v: GVar, vs: tuple[GVar, ...], depth: int, own: bool = False) -> tuple:
+    """An assignment to ``v`` that moves it through its domain (so events
+    reach many states), now and then a random safe expression. ``own``: the
+    var's own event, which can take it to every value (toggle, +1, next)."""
+    # hypothesis leans to the first choices of a strategy: they are the movers
+    if draw(st.integers(0, 7 if own else 4)) == 4:
+        return _expr(draw, v.type, vs, depth, safe=True)
+    if own:
+        x = ("var", v.name)
+        if v.kind == "bool":
+            return ("not", x)
+        if v.kind == "int":
+            wrap = ("if", ("cmp", ">=", x, ("lit", v.hi)), ("lit", v.lo),
+                    ("arith", "+", x, ("lit", 1)))
+            return draw(st.sampled_from([("arith", "+", x, ("lit", 1)), wrap]))
+        nxt: tuple = ("lit", v.values[0])
+        for here, there in reversed(list(zip(v.values, v.values[1:]))):
+            nxt = ("if", ("cmp", "==", x, ("lit", here)), ("lit", there), nxt)
+        return nxt
+    if v.kind == "bool":
+        return draw(st.sampled_from([("not", ("var", v.name)), ("not", ("var", v.name)),
+                                     ("lit", True), ("lit", False)]))
+    if v.kind == "int":
+        x = ("var", v.name)
+        return draw(st.sampled_from([
+            ("arith", "+", x, ("lit", 1)), ("arith", "+", x, ("lit", 1)),
+            ("arith", "-", x, ("lit", 1)), ("arith", "+", x, ("lit", 2)),
+            ("call", "max", (("arith", "-", x, ("lit", 1)), ("lit", v.lo))),
+            ("lit", draw(st.sampled_from(v.domain))),
+        ]))
+    if draw(st.booleans()):
+        return _mover(draw, v, vs, depth, own=True)
+    return ("lit", draw(st.sampled_from(v.values)))
+
+
+def _true_everywhere(holds: tuple, fixed: dict[str, Any], free: list[GVar],
+                     limit: list[int]) -> bool:
+    """Whether ``holds`` is true for every value of the ``free`` vars, with
+    ``fixed`` set (``limit``: a shared budget of evaluations)."""
+    def go(i: int) -> bool:
+        if i == len(free):
+            limit[0] -= 1
+            try:
+                return bool(evaluate(holds, {**fixed, **env}.__getitem__))
+            except ArithmeticError:
+                return False
+        for value in free[i].domain:
+            env[free[i].name] = value
+            if not go(i + 1):
+                return False
+        return True
+    env: dict[str, Any] = {}
+    return go(0)
+
+
+def _stratified_repair(draw: Any, vs: tuple[GVar, ...], holds: tuple,
+                       protected: set[str]) -> tuple | None:
+    """Constants for some vars of ``holds``, none read by an earlier
+    invariant (``protected``), that make ``holds`` true whatever the other
+    vars are. Such repairs cannot loop: a repair leaves every earlier
+    invariant true (it writes nothing they read) and makes its own true, so
+    the first failing invariant moves strictly down the list."""
+    read = [v for v in vs if v.name in _free_vars(holds)]
+    writable = [v for v in read if v.name not in protected]
+    if not writable:
+        return None
+    subsets = [[v for k, v in enumerate(writable) if mask >> k & 1]
+               for mask in range(1, 2 ** len(writable))]
+    subsets.sort(key=len)
+    limit = [4000]
+    for subset in subsets:
+        rest = [v for v in read if v not in subset]
+        combos: list[dict[str, Any]] = [{}]
+        for v in subset:
+            combos = [{**c, v.name: x} for c in combos for x in draw(st.permutations(v.domain))]
+        for fixed in combos:
+            if limit[0] <= 0:
+                return None
+            if _true_everywhere(holds, fixed, rest, limit):
+                return tuple((n, ("lit", x)) for n, x in fixed.items())
+    return None
+
+
+def _share_true(holds: tuple, vs: tuple[GVar, ...]) -> float:
+    read = [v for v in vs if v.name in _free_vars(holds)]
+    total = hits = 0
+
+    def go(i: int, env: dict[str, Any]) -> None:
+        nonlocal total, hits
+        if i == len(read):
+            total += 1
+            try:
+                hits += bool(evaluate(holds, env.__getitem__))
+            except ArithmeticError:
+                pass
+            return
+        for x in read[i].domain:
+            env[read[i].name] = x
+            go(i + 1, env)
+    go(0, {})
+    return hits / max(total, 1)
+
+
+@st.composite
+def constructed_machines(draw: Any, max_depth: int = 3, min_states: int | None = None,
+                         max_states: int | None = None) -> GMachine:
+    """A machine that passes WFC by construction (stratified repairs to
+    constants, see ``_stratified_repair``), evaluates without errors (no
+    divisor that may be 0, no ``overflow: error``), and whose events move
+    every var through its domain (increments, toggles, next enum value), so
+    that it usually reaches many states. Declared pairs are random, so CC1
+    passes or fails. One in twelve gets two invariants that fight (WFC fails),
+    one in twelve an ``overflow: error`` int that its events may push out of
+    range (a build error where that happens at a valid state)."""
+    if min_states is None:
+        vs = draw(_rich_vars())
+    else:
+        vs = tuple(dataclasses.replace(v, overflow=None) if v.overflow == "error" else v
+                   for v in draw(_big_vars(min_states, max_states or 4 * min_states)))
+    invariants: list[tuple] = []
+    protected: set[str] = set()
+    for name in INV_NAMES[:draw(st.sampled_from([1, 2, 0, 1, 2, 3]))]:
+        for _ in range(3):
+            holds = _expr(draw, "bool", vs, min(max_depth, 2), safe=True)
+            if not _free_vars(holds) or _share_true(holds, vs) < 0.4:
+                continue       # constant, or too few valid states to reach many
+            repair = _stratified_repair(draw, vs, holds, protected)
+            if repair is not None:
+                invariants.append((name, holds, repair))
+                protected |= _free_vars(holds)
+                break
+    flaw = draw(st.sampled_from(("none",) * 10 + ("cycle", "overflow")))
+    if flaw == "cycle":
+        # two last invariants that undo each other on one var: WFC fails at
+        # the states where both are in play (and only there)
+        v = draw(st.sampled_from([v for v in vs if len(v.domain) >= 2]))
+        a, b = draw(st.permutations(v.domain))[:2]
+        x = ("var", v.name)
+        invariants += [("fight_a", ("cmp", "!=", x, ("lit", a)), ((v.name, ("lit", b)),)),
+                       ("fight_b", ("cmp", "!=", x, ("lit", b)), ((v.name, ("lit", a)),))]
+    elif flaw == "overflow":
+        # an int that its event pushes past its bound under overflow: error
+        ints = [k for k, v in enumerate(vs) if v.kind == "int"]
+        if ints:
+            k = draw(st.sampled_from(ints))
+            vs = vs[:k] + (dataclasses.replace(vs[k], overflow="error"),) + vs[k + 1:]
+    # every var has an event of its own that moves it (vars moved only in
+    # lockstep reach few states), then up to two events on random vars
+    nev = min(len(EVENT_NAMES), len(vs) + draw(st.integers(0, 2)))
+    names = list(draw(st.permutations(EVENT_NAMES))[:nev])
+    targets: list[list[str]] = [[v.name] for v in draw(st.permutations(vs))]
+    targets += [[] for _ in range(nev - len(targets))]
+    events = []
+    for name, mine in zip(names, targets):
+        if not mine or draw(st.integers(0, 3)) == 3:
+            extra = draw(st.sampled_from(vs)).name
+            if extra not in mine:
+                mine.append(extra)
+        by_name = {v.name: v for v in vs}
+        apply = tuple((t, _mover(draw, by_name[t], vs, 1, own=k == 0))
+                      for k, t in enumerate(mine))
+        guard = None
+        if draw(st.integers(0, 2)) == 2:
+            guard = _expr(draw, "bool", vs, 1, safe=True)
+            if not _free_vars(guard) or _share_true(guard, vs) < 0.3:
+                guard = None     # a guard that (nearly) never holds: no moves
+        events.append((name, guard, apply))
+    return _finish(draw, vs, invariants, events)
 
 
 # --------------------------------------------------------------------------

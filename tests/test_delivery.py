@@ -14,7 +14,7 @@ from convergent.errors import BuildError
 from convergent.spec.loader import loads_spec
 
 from reference import RefMachine, reference_check
-from strategies import GMachine, GVar, machines
+from strategies import GMachine, GVar, constructed_machines, machines
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -181,3 +181,63 @@ def test_state_digest_in_report_machine_and_export(tmp_path) -> None:
     loaded = Machine.load(str(path))
     assert loaded.policy_digest == m.policy_digest == rep.policy_digest
     assert loaded.state_digest(loaded.initial) == rep.initial_digest
+
+
+# ---------------------------------------------------------------- the strategies
+
+DISTRIBUTION_EXAMPLES = 200
+
+
+@pytest.mark.slow
+def test_machine_strategies_reach_what_the_properties_assert() -> None:
+    """The random machines of every property test here and in test_soundness
+    must mostly pass WFC and reach many states (else witnesses, obligations
+    and counterexamples at reachable states are rarely checked), and still
+    sometimes fail WFC, fail CC1 or raise a build error. Measured with the
+    reference checker (not the engine under test), always derandomized."""
+    seen: list[tuple[str, int, bool, bool]] = []   # (outcome, reachable, cc1 ok, repairs ran)
+
+    @settings(max_examples=DISTRIBUTION_EXAMPLES, deadline=None, derandomize=True,
+              database=None, suppress_health_check=list(HealthCheck))
+    @given(machines())
+    def sample(gm: GMachine) -> None:
+        spec = loads_spec(gm.to_yaml(), "random.yaml")
+        try:
+            ref = reference_check(spec)
+        except BuildError:
+            seen.append(("build_error", 0, True, False))
+            return
+        if not ref.wfc_ok:
+            seen.append(("wfc_fail", 0, True, False))
+            return
+        reach = len(ref.bfs_depth)
+        repairs = not all(ref.valid)
+        seen.append(("ok", reach, not ref.cc1_failures, repairs))
+
+    sample()
+    n = len(seen)
+    ok = [s for s in seen if s[0] == "ok"]
+    many = sum(1 for s in ok if s[1] >= 10)
+    assert many >= n / 2, f"only {many} of {n} machines pass WFC and reach 10+ states"
+    assert sum(1 for s in ok if s[1] >= 30) >= n / 5        # and some reach far more
+    assert sum(1 for s in seen if s[0] == "wfc_fail") >= n * 0.04
+    assert sum(1 for s in seen if s[0] == "build_error") <= n * 0.15
+    assert sum(1 for s in ok if not s[2]) >= n * 0.1        # CC1 counterexamples
+    assert sum(1 for s in ok if s[2]) >= n * 0.3            # and passes
+    assert sum(1 for s in ok if s[3] and s[1] >= 10) >= n * 0.25   # repairs at work
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(constructed_machines())
+def test_constructed_machines_without_a_flaw_pass_wfc(gm: GMachine) -> None:
+    """The stratified repairs terminate by construction (see strategies)."""
+    if any(name.startswith("fight") for name, *_ in gm.invariants):
+        return
+    spec = loads_spec(gm.to_yaml(), "random.yaml")
+    try:
+        ref = reference_check(spec)
+    except BuildError:
+        assert any(v.overflow == "error" for v in gm.vars)   # the overflow flaw only
+        return
+    assert ref.wfc_ok

@@ -83,9 +83,12 @@ def estimate(states: int, events: int) -> Budget:
     e = max(1, events)
     tables = states * e * id_bytes
     floor = tables + states * (_PER_STATE_FIXED + _PER_STATE_IDS * id_bytes)
-    peak = floor + int(_PEAK_TABLES * tables)
-    return Budget(states, events, id_bytes, tables, floor, peak,
-                  states * e * _NS_LOW * 1e-9, states * e * _NS_HIGH * 1e-9)
+    peak = floor + tables * int(_PEAK_TABLES * 2) // 2   # exact: states may pass 2^1000
+    work = states * e
+    low = high = float("inf")
+    if work < 10**300:
+        low, high = work * _NS_LOW * 1e-9, work * _NS_HIGH * 1e-9
+    return Budget(states, events, id_bytes, tables, floor, peak, low, high)
 
 
 def available_memory(meminfo: str = "/proc/meminfo") -> int | None:
@@ -140,6 +143,8 @@ def warning(budget: Budget, available: int | None = None) -> str | None:
 
 def format_bytes(n: float) -> str:
     """``1.5 GiB``, ``640 MiB``, ``12 KiB``."""
+    if n >= 2**50 * 1000:
+        return f"{int(n) // 2**40:.3g} TiB" if int(n) // 2**40 < 10**300 else "more than 10^300 B"
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             value = n / size

@@ -142,14 +142,29 @@ class ComposedAnalysis:
     compiled: CompiledMachine
 
 
-def _sub_spec(spec: MachineSpec, comp: Component) -> MachineSpec:
+def _pairs_by_component(spec: MachineSpec, comps: list[Component]
+                        ) -> list[tuple[tuple[str, str], ...]]:
+    """The declared pairs of each component (both events in it), in one pass
+    over the pairs: a machine of many components may declare every pair."""
+    where = {spec.events[e].name: k for k, c in enumerate(comps) for e in c.events}
+    out: list[list[tuple[str, str]]] = [[] for _ in comps]
+    for a, b in spec.independent:
+        ka = where.get(a)
+        if ka is not None and ka == where.get(b):
+            out[ka].append((a, b))
+    return [tuple(p) for p in out]
+
+
+def _sub_spec(spec: MachineSpec, comp: Component,
+              pairs: tuple[tuple[str, str], ...] | None = None) -> MachineSpec:
     # declared footprints were checked on the whole machine (compile_machine);
     # they may name vars of other components (a warning there), so they are
     # not carried into the component
     events = [dataclasses.replace(spec.events[i], reads=None, writes=None)
               for i in comp.events]
-    names = {e.name for e in events}
-    pairs = tuple(p for p in spec.independent if p[0] in names and p[1] in names)
+    if pairs is None:
+        names = {e.name for e in events}
+        pairs = tuple(p for p in spec.independent if p[0] in names and p[1] in names)
     vars_ = tuple(spec.vars[v] for v in comp.vars)
     initial = {v.name: spec.initial[v.name] for v in vars_}
     invariants = tuple(dataclasses.replace(spec.invariants[i], watches=None)
@@ -171,10 +186,11 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
     components, idle = comps if comps is not None else split(cm)
     t_compile = time.perf_counter() - t0
     parts: list[Analysis] = []
+    pairs = _pairs_by_component(spec, components)
     for k, comp in enumerate(components):
         if progress is not None:
             progress("components", k, len(components))
-        parts.append(_Checker(_sub_spec(spec, comp), scope, strict, progress,
+        parts.append(_Checker(_sub_spec(spec, comp, pairs[k]), scope, strict, progress,
                               independent).run())
     if progress is not None:
         progress("components", len(components), len(components))
