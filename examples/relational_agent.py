@@ -14,32 +14,47 @@ doing; handlers react to them; the relations keep the states consistent:
 * a failed fetch becomes ``ErrNetwork`` (which requires ``Exception``): errors
   are states too, and the crawl goes on.
 
-Before running, the schema is checked statically (``analyze``).
+State names are ``StateNames`` constants (``S.Fetching``), so a misspelt
+state fails at type-check time. Before running, the schema is checked
+statically (``analyze``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from typing import Any
 
 from convergent.relational import (
+    EXCEPTION,
     Event,
     HistoryTracer,
     Machine,
     Schema,
     State,
+    StateNames,
     analyze,
 )
 
-CRAWLER = Schema.of(
-    Start=State(add=("Fetching",)),
-    Fetching=State(require=("Start",), remove=("Idle",)),
-    PageFetched=State(multi=True, require=("Start",)),
-    Idle=State(auto=True, require=("Start",), remove=("Fetching",)),
-    Done=State(auto=True, require=("Idle",)),
-    ErrNetwork=State(multi=True, require=("Exception",)),
-    name="crawler",
-)
+class S(StateNames):
+    """The state names as constants: a typo is a type-check error."""
+
+    Start = enum.auto()
+    Fetching = enum.auto()
+    PageFetched = enum.auto()
+    Idle = enum.auto()
+    Done = enum.auto()
+    ErrNetwork = enum.auto()
+
+
+CRAWLER = Schema.from_dict({
+    S.Start: State(add=(S.Fetching,)),
+    S.Fetching: State(require=(S.Start,), remove=(S.Idle,)),
+    S.PageFetched: State(multi=True, require=(S.Start,)),
+    S.Idle: State(auto=True, require=(S.Start,), remove=(S.Fetching,)),
+    S.Done: State(auto=True, require=(S.Idle,)),
+    S.ErrNetwork: State(multi=True, require=(EXCEPTION,)),
+}, name="crawler", names=S)
 
 # url -> (links on the page, seconds to fetch it); "/broken" fails
 SITE: dict[str, tuple[list[str], float]] = {
@@ -90,18 +105,18 @@ class Crawler:
             url = self.frontier.pop(0)
             self.in_flight += 1
             # the task lives while Start keeps its tick: removing Start cancels it
-            self.mach.fork(self._get(url), state="Start")
+            self.mach.fork(self._get(url), state=S.Start)
 
     async def _get(self, url: str) -> None:
         try:
             links = await fetch(url)
         except ConnectionError as err:
             self.in_flight -= 1
-            self.mach.add_err_nowait(err, "ErrNetwork", args={"url": url})
+            self.mach.add_err_nowait(err, S.ErrNetwork, args={"url": url})
             self._settle()
             return
         self.in_flight -= 1
-        await self.mach.add("PageFetched", args={"url": url, "links": links})
+        await self.mach.add(S.PageFetched, args={"url": url, "links": links})
 
     # negotiation: a page already recorded is refused (the transition is cancelled)
     def PageFetched_enter(self, e: Event) -> bool:
@@ -123,7 +138,7 @@ class Crawler:
         self._spawn()
         if not self.frontier and not self.in_flight:
             # nothing left: Fetching ends, the auto states Idle then Done follow
-            self.mach.remove_nowait("Fetching")
+            self.mach.remove_nowait(S.Fetching)
 
     # negotiation: Done only once the frontier is really empty
     def Done_enter(self, e: Event) -> bool:
@@ -131,8 +146,8 @@ class Crawler:
 
     async def run(self) -> dict[str, list[str]]:
         async with self.mach:
-            await self.mach.add("Start")
-            await asyncio.wait_for(self.mach.when("Done"), timeout=5)
+            await self.mach.add(S.Start)
+            await asyncio.wait_for(self.mach.when(S.Done), timeout=5)
             print(f"  final: {self.mach.string_all()}")
         return self.pages
 
@@ -153,7 +168,7 @@ def run_for_tests() -> dict[str, Any]:
     crawler = Crawler("/")
     pages = asyncio.run(crawler.run())
     return {"pages": sorted(pages), "string_all": crawler.mach.string_all(),
-            "errors": crawler.mach.tick("ErrNetwork")}
+            "errors": crawler.mach.tick(S.ErrNetwork)}
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ def test_exports_are_pinned() -> None:
     assert rel.__all__ == sorted(rel.__all__, key=lambda n: (not n.isupper(), n))
     assert set(rel.__all__) == {
         "CANCELED", "EXCEPTION", "EXECUTED", "AnalysisLimitError", "Event", "Finding",
-        "HandlerBindingError", "HandlerTimeoutError", "HistoryTracer", "LifecycleError",
+        "HandlerBindingError", "HandlerTimeoutError", "HandlerTrace", "HistoryTracer",
+        "LifecycleError",
         "LogLevel", "Machine", "MachineState", "Mutation", "MutationType", "Outcome",
         "RelationalError", "Result", "Schema", "SchemaError", "SchemaLoadError", "Snapshot",
-        "SnapshotError", "State", "StaticReport", "Tracer", "Transition", "TransitionRecord",
+        "SnapshotError", "State", "StateNames", "StaticReport", "Tracer", "Transition", "TransitionRecord",
         "UnknownStateError", "analyze", "check", "load_schema", "to_machine_spec"}
     for name in rel.__all__:
         assert hasattr(rel, name), name
@@ -50,8 +51,15 @@ def test_check_exit_codes(tmp_path: Path) -> None:
     assert code == 1 and json.loads(text)["verdict"] == "fail"
     code, text = check(f"{good}:Missing")
     assert code == 2 and text.startswith("error:")
+    # past max_states by parts; parts that depend on each other are too large
     code, text = check(f"{good}:S", max_states=2)
-    assert code == 2 and "max_states" in text
+    assert code == 0 and "verdict: pass" in text
+    coupled = tmp_path / "coupled.py"
+    coupled.write_text("from convergent.relational import Schema, State\n"
+                       "S = Schema.of(M=State(multi=True, add=('N',)), N=State(), O=State())\n")
+    code, text = check(f"{coupled}:S", max_states=2)
+    assert code == 2 and "depends on mutations elsewhere" in text
+    assert check(f"{coupled}:S")[0] == 0
     code, text = check("nonsense", as_json=True)
     assert code == 2 and json.loads(text)["error"] == "SchemaLoadError"
 

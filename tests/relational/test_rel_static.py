@@ -161,11 +161,26 @@ def test_report_serializes() -> None:
 def test_analysis_limit() -> None:
     big = Schema(tuple((f"S{i}", State()) for i in range(20)))
     with pytest.raises(AnalysisLimitError, match="21 states"):
-        analyze(big)
+        analyze(big, method="exhaustive")
+    assert analyze(big).reachable == 1 << 21        # decomposed: 21 independent parts
+    # one part of 20 related states: explored set by set (a chain reaches 21 sets)
+    chain = Schema(tuple((f"S{i}", State(require=(f"S{i - 1}",) if i else ()))
+                         for i in range(20)))
+    report = analyze(chain)
+    assert report.reachable == 21 * 2 and report.ok     # x Exception on or off
+    # 20 states that all add the first one: related, and 2^19 sets reachable
+    wide = Schema(tuple((f"S{i}", State(add=("S0",) if i else ())) for i in range(20)))
+    with pytest.raises(AnalysisLimitError, match="max_sets=500"):
+        analyze(wide, max_sets=500)
     small = Schema(tuple((f"S{i}", State()) for i in range(6)))
     with pytest.raises(AnalysisLimitError):
-        analyze(small, max_states=6)
+        analyze(small, max_states=6, method="exhaustive")
+    assert analyze(small, max_states=6).reachable == 1 << 7
     assert analyze(small, max_states=7).reachable == 1 << 7
+    with pytest.raises(ValueError, match="method="):
+        analyze(small, method="symbolic")
+    with pytest.raises(AnalysisLimitError, match="21 states"):
+        to_machine_spec(big)
     with pytest.raises(TypeError):
         analyze({"A": State()})  # type: ignore[arg-type]
 

@@ -41,9 +41,9 @@ from .model import (
     Snapshot,
     Transition,
 )
-from .schema import EXCEPTION, Schema, State
+from .schema import EXCEPTION, Schema, State, StateNames
 from .static import Finding, StaticReport, analyze, to_machine_spec
-from .tracers import HistoryTracer, Tracer, TransitionRecord
+from .tracers import HandlerTrace, HistoryTracer, Tracer, TransitionRecord
 
 __all__ = [
     "CANCELED",
@@ -54,6 +54,7 @@ __all__ = [
     "Finding",
     "HandlerBindingError",
     "HandlerTimeoutError",
+    "HandlerTrace",
     "HistoryTracer",
     "LifecycleError",
     "LogLevel",
@@ -70,6 +71,7 @@ __all__ = [
     "Snapshot",
     "SnapshotError",
     "State",
+    "StateNames",
     "StaticReport",
     "Tracer",
     "Transition",

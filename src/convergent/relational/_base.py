@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import asyncio
     from collections import deque
-    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 
     from . import _resolver as R
-    from ._handlers import Bound, HandlerTable
+    from ._handlers import Handlers, HandlerTable
+    from ._phases import Pending
+    from ._schedule import FinalStep, NegotiationStep, Plan
     from ._waiters import Waiters
     from .model import MachineState, Mutation, Result, Transition
 
@@ -39,6 +41,7 @@ class MachineBase:
     _tx_ids: Iterator[int]
     _waiters: Waiters
     _cache: dict[tuple[int, tuple[int, ...], tuple[int, ...]], list[int]]
+    _plans: dict[tuple[int, tuple[int, ...], tuple[int, ...], bool], Plan]
     _err: BaseException | None
     _breakpoints: list[Any]
     _tracers: list[object]
@@ -63,14 +66,21 @@ class MachineBase:
         # _queue.py
         def _prepend(self, mut: Mutation) -> None: ...
         def _enqueue(self, kind: int, states: Sequence[str],
-                     args: Mapping[str, Any] | None) -> Mutation | None: ...
+                     args: Mapping[str, Any] | None) -> Mutation | Result: ...
 
         # _transition.py
         async def _transition(self, mut: Mutation) -> Result: ...
+        def _plan_of(self, mut: Mutation, before: list[int], visit: bool) -> Plan: ...
+        def _plain_transition(self, mut: Mutation, plan: Plan
+                              ) -> Result | Coroutine[Any, Any, Result]: ...
         def _fast_transition(self, mut: Mutation) -> Result: ...
 
         # _phases.py
-        async def _negotiate(self, tx: Transition) -> bool: ...
-        async def _finals(self, tx: Transition) -> bool: ...
-        async def _run_handlers(self, tx: Transition, group: tuple[Bound, ...],
+        async def _negotiate(self, tx: Transition,
+                             steps: tuple[NegotiationStep, ...]) -> bool: ...
+        async def _finals(self, tx: Transition, steps: tuple[FinalStep, ...], visit: bool,
+                          traced: bool, resume: Pending | None = None) -> bool: ...
+        def _finals_now(self, tx: Transition,
+                        steps: tuple[FinalStep, ...]) -> bool | Pending: ...
+        async def _run_handlers(self, tx: Transition, group: Handlers,
                                 final: bool) -> bool | None: ...

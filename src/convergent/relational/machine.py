@@ -52,6 +52,7 @@ from ._format import format_active, format_all, format_inspect
 from ._handlers import HandlerTable, bind_handlers
 from ._phases import PhasesMixin
 from ._queue import QueueMixin
+from ._schedule import Plan
 from ._transition import TransitionMixin
 from ._waiters import ALL_ACTIVE, ALL_INACTIVE, MIN_TIME, Waiters
 from .errors import LifecycleError, SnapshotError, UnknownStateError
@@ -67,6 +68,9 @@ from .model import (
 )
 from .schema import EXCEPTION, Schema
 from .tracers import HOOKS
+
+# plain constants: an enum member lookup costs more than the test it feeds
+_RUNNING = MachineState.RUNNING
 
 __all__ = ["LogLevel", "Machine", "MachineState"]
 
@@ -103,12 +107,17 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
             (an ``Exception`` still enters while the machine is not in ``Exception``).
         log_level / logger: the reference's log lines, sent to ``logger(level,
             message)``; by default to the ``convergent.relational`` logger.
+        active: states active from the start, each at tick 1, set as given:
+            no relation is resolved, no handler or tracer runs, no auto mutation
+            follows (the fixture the reference's tests build by hand). The queue
+            tick stays 1 and nothing counts as a transition.
     """
 
     def __init__(self, schema: Schema, *, handlers: object = None, id: str | None = None,
                  handler_timeout: float = 1.0, tracers: Iterable[object] = (),
                  queue_limit: int = 1000, log_level: int = LogLevel.NOTHING,
-                 logger: Callable[[int, str], None] | None = None) -> None:
+                 logger: Callable[[int, str], None] | None = None,
+                 active: Iterable[str] = ()) -> None:
         if not isinstance(schema, Schema):
             raise TypeError(f"schema={schema!r} (expected a convergent.relational.Schema)")
         if handler_timeout <= 0:
@@ -138,6 +147,7 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
         self._tx_ids = itertools.count(1)
         self._waiters = Waiters(n, self._clock)
         self._cache: dict[tuple[int, tuple[int, ...], tuple[int, ...]], list[int]] = {}
+        self._plans: dict[tuple[int, tuple[int, ...], tuple[int, ...], bool], Plan] = {}
         self._err: BaseException | None = None
         self._breakpoints: list[_Breakpoint] = []
         self._tracers: list[object] = []
@@ -148,6 +158,12 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bound_tasks: dict[int, set[asyncio.Task[Any]]] = {}
         self._restore_pending = False
+        if isinstance(active, str):
+            raise TypeError(f"active={active!r} (expected a sequence of state names, "
+                            f"e.g. ({active!r},))")
+        for s in self._parse(list(active)):
+            self._clock[s] = 1
+            self._active.append(s)
         for tracer in tracers:
             self.bind_tracer(tracer)
 
@@ -161,7 +177,7 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
         """Bind the machine to the running loop; mutations are allowed from now on."""
         if self._life is MachineState.CLOSED:
             raise LifecycleError(f"machine {self.id} is closed; build a new one")
-        if self._life is MachineState.RUNNING:
+        if self._life is _RUNNING:
             return self
         self._loop = asyncio.get_running_loop()
         self._life = MachineState.RUNNING
@@ -196,7 +212,7 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
         await self.aclose()
 
     def _require_running(self) -> asyncio.AbstractEventLoop:
-        if self._life is not MachineState.RUNNING:
+        if self._life is not _RUNNING:
             if self._life is MachineState.NEW:
                 raise LifecycleError(f"machine {self.id} is not started; "
                                      "await machine.start() or use 'async with machine'")
@@ -481,7 +497,7 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
         self._tasks.discard(task)
         for bucket in self._bound_tasks.values():
             bucket.discard(task)
-        if task.cancelled() or self._life is not MachineState.RUNNING:
+        if task.cancelled() or self._life is not _RUNNING:
             return
         exc = task.exception()
         if exc is not None:
@@ -595,10 +611,11 @@ class Machine(QueueMixin, TransitionMixin, PhasesMixin):
         self._queue_tick = snapshot.queue_tick
         self._machine_tick = snapshot.machine_tick + 1
         self._cache.clear()
+        self._plans.clear()
         if self._waiters.count:
             self._waiters.on_ticks(list(range(len(self._names))))
         if RESTORED in self._index:
-            if self._life is MachineState.RUNNING:
+            if self._life is _RUNNING:
                 self.add_nowait(RESTORED)
             else:
                 self._restore_pending = True

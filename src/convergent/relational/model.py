@@ -138,14 +138,16 @@ class Transition:
     )
 
     def __init__(self, tx_id: int, machine: Machine, mutation: Mutation, before: list[int],
-                 time_before: tuple[int, ...], names: tuple[str, ...]) -> None:
+                 time_before: tuple[int, ...], names: tuple[str, ...],
+                 targets: list[int] | None = None, exits: list[int] | None = None,
+                 enters: list[int] | None = None) -> None:
         self.id = tx_id
         self.machine = machine
         self.mutation = mutation
         self.before = before
-        self.targets: list[int] = []
-        self.enters: list[int] = []
-        self.exits: list[int] = []
+        self.targets: list[int] = [] if targets is None else targets
+        self.exits: list[int] = [] if exits is None else exits
+        self.enters: list[int] = [] if enters is None else enters
         self.time_before = time_before
         self.time_after = time_before
         self.accepted = True

@@ -11,10 +11,16 @@ its schemas, so that the runtime and the static checks read the same rules:
 * the built-in ``Exception`` state (``multi``) is appended when not declared.
 
 Requiring a state that the same state removes is a contradiction and an error.
+
+State names may be plain strings or members of a ``StateNames`` enum, which
+gives constants a type checker knows, so ``S.Fetchng`` is an error before the
+program runs (``Schema.from_dict({...}, names=S)`` also checks that the schema
+declares exactly the enum's states).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,7 +28,7 @@ from typing import Any
 from ..errors import Problem
 from .errors import SchemaError
 
-__all__ = ["EXCEPTION", "RELATIONS", "Schema", "State"]
+__all__ = ["EXCEPTION", "RELATIONS", "Schema", "State", "StateNames"]
 
 EXCEPTION = "Exception"
 """Name of the built-in error state; it is ``multi`` so every error is recorded."""
@@ -31,18 +37,51 @@ ANY = "Any"
 RELATIONS = ("require", "remove", "add", "after")
 
 
+class StateNames(str, enum.Enum):
+    """Base of an enum of state names: the constants a type checker knows.
+
+    ::
+
+        class S(StateNames):
+            Start = enum.auto()          # the value is the member's name: "Start"
+            Fetching = enum.auto()
+
+        schema = Schema.from_dict({S.Start: State(add=(S.Fetching,)),
+                                   S.Fetching: State(require=(S.Start,))}, names=S)
+        await machine.add(S.Start)       # S.Strat fails at type-check time
+
+    Members are ``str``, so every API taking a state name takes them; schemas
+    store the plain strings.
+    """
+
+    @staticmethod
+    def _generate_next_value_(name: str, start: int, count: int,
+                              last_values: list[Any]) -> str:
+        return name
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def _plain(name: object) -> object:
+    """A state name as a plain ``str`` (an enum member gives its value)."""
+    if isinstance(name, enum.Enum):
+        name = name.value
+    return str(name) if isinstance(name, str) else name
+
+
 def _names(value: Any, what: str) -> tuple[str, ...]:
-    if isinstance(value, str):
+    if isinstance(value, (str, enum.Enum)):
         raise SchemaError(f"{what}={value!r} (expected a sequence of state names, "
-                          f"e.g. ({value!r},))")
+                          f"e.g. ({str(_plain(value))!r},))")
     try:
-        out = tuple(value)
+        out = tuple(_plain(v) for v in value)
     except TypeError:
         raise SchemaError(f"{what}={value!r} (expected a sequence of state names)") from None
     for item in out:
         if not isinstance(item, str):
             raise SchemaError(f"{what} contains {item!r} (expected a state name str)")
-    return out
+    return out  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +154,13 @@ class Schema:
 
     @classmethod
     def from_dict(cls, states: Mapping[str, State | Mapping[str, Any]], *,
-                  name: str = "schema") -> Schema:
-        """From ``{name: State}`` or ``{name: {"require": [...], ...}}``."""
+                  name: str = "schema", names: type[StateNames] | None = None) -> Schema:
+        """From ``{name: State}`` or ``{name: {"require": [...], ...}}``.
+
+        ``names``: a ``StateNames`` enum the schema must match, member for state
+        (``Exception`` may be left out of either); a missing or extra state is a
+        ``SchemaError``.
+        """
         items: list[tuple[str, State]] = []
         for key, value in states.items():
             if isinstance(value, Mapping):
@@ -125,7 +169,21 @@ class Schema:
                 except TypeError as exc:
                     raise SchemaError(f"state {key!r}: {exc}") from None
             items.append((key, value))
-        return cls(tuple(items), name)
+        schema = cls(tuple(items), name)
+        if names is not None:
+            schema._match_names(names)
+        return schema
+
+    def _match_names(self, names: type[StateNames]) -> None:
+        if not (isinstance(names, type) and issubclass(names, StateNames)):
+            raise SchemaError(f"names={names!r} (expected a StateNames enum)")
+        declared = {str(m.value) for m in names}
+        problems = [Problem(f"{names.__qualname__}.{n} is not a state of schema "
+                            f"{self.name!r}") for n in sorted(declared - set(self._index))]
+        problems += [Problem(f"state {n!r} is not a member of {names.__qualname__}")
+                     for n in self._index if n not in declared and n != EXCEPTION]
+        if problems:
+            raise SchemaError(problems)
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -133,10 +191,10 @@ class Schema:
         for item in self.states:
             if not (isinstance(item, tuple) and len(item) == 2):
                 raise SchemaError(f"states entry {item!r} (expected a (name, State) pair)")
-            key, state = item
+            key, state = _plain(item[0]), item[1]
             bad = _valid_name(key)
-            if bad:
-                problems.append(Problem(bad))
+            if bad or not isinstance(key, str):
+                problems.append(Problem(bad or f"state name {key!r} is not a str"))
                 continue
             if not isinstance(state, State):
                 problems.append(Problem(f"state {key!r}: {state!r} (expected a State)"))

@@ -35,6 +35,10 @@ a cycle of the ``require`` graph. Reasons and witnesses are listed in BFS
 order, the shortest mutation sequence first and, among equally short ones, the
 one whose mutations come first in declaration order.
 
+That is ``analyze(method="exhaustive")``, the default up to ``max_states``
+states. Past it, the schema is analyzed by independent parts
+(``_parts``; parts too large for tables are explored set by set, ``_explicit``).
+
 The runtime orders active states as the previous transition resolved them; the
 transition function orders them by declaration. The resolver's outcome depends
 on order only when simultaneously implied states remove each other; the tests
@@ -57,10 +61,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine.check import Analysis
     from ..spec.model import MachineSpec
 
-__all__ = ["FINDING_CODES", "MAX_STATES", "Finding", "FiniteModel", "StaticReport", "Step",
-           "analyze", "to_machine_spec"]
+__all__ = ["FINDING_CODES", "MAX_SETS", "MAX_STATES", "METHODS", "Finding", "FiniteModel", "StaticReport",
+           "Step", "analyze", "to_machine_spec"]
 
 MAX_STATES = 16
+MAX_SETS = 20_000
+"""Reachable sets a part too large for tables may reach before ``analyze`` gives up."""
 FINDING_CODES = {
     "contradiction": "REL1",
     "auto-loop": "REL2",
@@ -216,6 +222,9 @@ class StaticReport:
     events: int
     reachable: int
     findings: tuple[Finding, ...] = field(default=())
+    reachable_is_bound: bool = False
+    """``reachable`` is an upper bound (a decomposed analysis whose parts'
+    auto states react to each other); the findings are exact either way."""
 
     @property
     def space(self) -> int:
@@ -245,18 +254,21 @@ class StaticReport:
         return self._of("always-cancelled")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": REPORT_VERSION, "kind": "relational", "schema": self.schema,
-                "states": list(self.states), "events": self.events,
-                "reachable": self.reachable, "space": self.space,
-                "verdict": "pass" if self.ok else "fail",
-                "findings": [f.to_dict() for f in self.findings]}
+        out = {"version": REPORT_VERSION, "kind": "relational", "schema": self.schema,
+               "states": list(self.states), "events": self.events,
+               "reachable": self.reachable, "space": self.space,
+               "verdict": "pass" if self.ok else "fail",
+               "findings": [f.to_dict() for f in self.findings]}
+        if self.reachable_is_bound:
+            out["reachable_is_bound"] = True
+        return out
 
     def render_text(self) -> str:
         errors = sum(1 for f in self.findings if f.severity == "error")
         warnings = len(self.findings) - errors
         lines = [(f"relational schema {self.schema!r}: {len(self.states)} states, "
-                  f"{self.events} mutations, {self.reachable} of {self.space} active sets "
-                  "reachable")]
+                  f"{self.events} mutations, {'at most ' * self.reachable_is_bound}"
+                  f"{self.reachable} of {self.space} active sets reachable")]
         lines += [f.render() for f in self.findings]
         verdict = "pass" if self.ok else "fail"
         lines.append(f"verdict: {verdict} ({errors} error{'s' * (errors != 1)}, "
@@ -330,6 +342,10 @@ class _Tables(NamedTuple):
     """(E, N) int64: the set after event ``e`` and its auto mutation (``s`` if refused)."""
     auto: np.ndarray
     """(N,) int64: the set after the auto mutation the runtime prepends at ``s``."""
+    pre: np.ndarray
+    """(E, N) int64: the set after event ``e``, before its auto mutation (``s`` if refused)."""
+    refresh: np.ndarray
+    """(N,) int64: ``s`` resolved again by a mutation that calls none of its states."""
 
 
 _Slots = list[tuple[int, np.ndarray]]
@@ -472,12 +488,14 @@ def _transition_tables(model: FiniteModel) -> _Tables:
     every = np.ones(len(ids), dtype=bool)
     accepted = np.ones((E, len(ids)), dtype=bool)
     after = np.empty((E, len(ids)), dtype=np.int64)
+    pre = np.empty((E, len(ids)), dtype=np.int64)
     for e, (_name, kind, called) in enumerate(model.events):
         res = _resolve_vec(c, kind, [(s, every) for s in called], bits)
         out = _ids(res)
         if kind != R.REMOVE:
             for s in called:
                 accepted[e] &= res[s]
+        pre[e] = np.where(accepted[e], out, ids)
         if c.auto_states:
             changed = out != ids
             if kind != R.REMOVE:
@@ -486,7 +504,8 @@ def _transition_tables(model: FiniteModel) -> _Tables:
                         changed |= bits[s] & res[s]
             out = np.where(changed, auto[out], out)
         after[e] = np.where(accepted[e], out, ids)
-    return _Tables(accepted, after, auto)
+    refresh = _ids(_resolve_vec(c, R.ADD, [], bits))
+    return _Tables(accepted, after, auto, pre, refresh)
 
 
 # ---------------------------------------------------------------- the MachineSpec
@@ -561,7 +580,7 @@ def _spec(model: FiniteModel, tables: _Tables) -> MachineSpec:
                        initial={n: False for n in names}, source=None)
 
 
-def to_machine_spec(schema: Schema) -> MachineSpec:
+def to_machine_spec(schema: Schema, *, max_states: int = MAX_STATES) -> MachineSpec:
     """The schema's transition function as a ``convergent.spec.model.MachineSpec``.
 
     One ``Var.boolean`` per state (declaration order), one ``Event`` per
@@ -570,7 +589,14 @@ def to_machine_spec(schema: Schema) -> MachineSpec:
     every state to its value after the mutation and the auto mutation that
     follows. Both are tables over every set of active states (expressions
     with ``eval`` and ``eval_vec``). No invariants; initially nothing is active.
+
+    Raises:
+        AnalysisLimitError: the schema has more than ``max_states`` states
+            (the tables cover all 2^n sets).
     """
+    if len(schema) > max_states:
+        raise AnalysisLimitError(f"schema {schema.name!r} has {len(schema)} states; its "
+                                 f"tables stop at max_states={max_states}")
     model = FiniteModel(schema)
     return _spec(model, _transition_tables(model))
 
@@ -673,23 +699,26 @@ def _engine_analysis(model: FiniteModel, tables: _Tables) -> Analysis:
     return an
 
 
-def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
-    """Compile ``schema`` into a finite machine, let the core engine enumerate
-    every reachable set of active states, and report contradictions, auto
-    loops, require cycles and always-cancelled mutations.
+@dataclass(frozen=True)
+class _Explored:
+    """One schema's finite model explored by the engine (``_explore``)."""
 
-    Raises:
-        AnalysisLimitError: the schema has more than ``max_states`` states
-            (``Exception`` included).
-    """
-    if not isinstance(schema, Schema):
-        raise TypeError(f"schema={schema!r} (expected a convergent.relational.Schema)")
-    n = len(schema.names)
-    if n > max_states:
-        raise AnalysisLimitError(f"schema {schema.name!r} has {n} states; exhaustive analysis "
-                                 f"stops at max_states={max_states}")
+    model: FiniteModel
+    tables: _Tables
+    reachable: list[int]
+    """Reachable sets in BFS order."""
+    findings: list[Finding]
+    """REL1, REL2 and REL4 findings about the ``real`` states, in report order."""
+
+
+def _explore(schema: Schema, real: frozenset[str] | None = None) -> _Explored:
+    """Enumerate ``schema``'s reachable sets with the core engine and read REL1,
+    REL2 and REL4 off its tables. ``real``: report only about these states
+    (and the mutations that call only them); all states when None."""
     model = FiniteModel(schema)
     names = model.names
+    n = len(names)
+    keep = [real is None or names[i] in real for i in range(n)]
     tables = _transition_tables(model)
     an = _engine_analysis(model, tables)
     assert an.step is not None and an.reach is not None and an.initial_id is not None
@@ -704,6 +733,8 @@ def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
     never = [i for i in range(n) if not ever >> i & 1]
     never_set = set(never)
     for i in never:
+        if not keep[i]:
+            continue
         reasons = _reasons(model, reachable, R.ADD, [i])
         blocked_by = [names[r] for r in model.compiled.require[i] if r in never_set]
         message = f"{names[i]} can never be active"
@@ -713,22 +744,73 @@ def analyze(schema: Schema, *, max_states: int = MAX_STATES) -> StaticReport:
 
     findings += _auto_loops(model, tables.auto, order, parent, pev, depth)
 
-    for comp in _require_sccs(schema):
-        findings.append(Finding(
-            "require-cycle",
-            f"{' -> '.join(comp + comp[:1])} require each other: they can only be added "
-            f"together (add_{'+'.join(comp)}), and handler order among them is undefined",
-            tuple(comp), severity="warning"))
-
     # an accepted add is executed; removals are always accepted and executed
     never_fire = set(an.report.findings.never_fire)
     for name, kind, called in model.events:
         if kind != R.ADD or name not in never_fire or any(s in never_set for s in called):
             continue
+        if not all(keep[s] for s in called):
+            continue
         findings.append(Finding(
             "always-cancelled", f"{name} is cancelled by the relations in every reachable "
             "set of active states", tuple(names[s] for s in called),
             details=_reasons(model, reachable, kind, called)))
+    return _Explored(model, tables, reachable, findings)
 
-    return StaticReport(schema=schema.name, states=names, events=len(model.events),
-                        reachable=len(an.reach), findings=tuple(findings))
+
+def _require_cycle_findings(schema: Schema) -> list[Finding]:
+    return [Finding(
+        "require-cycle",
+        f"{' -> '.join(comp + comp[:1])} require each other: they can only be added "
+        f"together (add_{'+'.join(comp)}), and handler order among them is undefined",
+        tuple(comp), severity="warning") for comp in _require_sccs(schema)]
+
+
+METHODS = ("auto", "exhaustive", "decomposed")
+
+
+def analyze(schema: Schema, *, max_states: int = MAX_STATES, method: str = "auto",
+            max_sets: int = MAX_SETS) -> StaticReport:
+    """Compile ``schema`` into a finite machine, let the core engine enumerate
+    every reachable set of active states, and report contradictions, auto
+    loops, require cycles and always-cancelled mutations.
+
+    ``method``:
+
+    * ``"exhaustive"``: one finite model of all states (2^n sets);
+    * ``"decomposed"``: the schema split into independent parts (states
+      connected by require, remove or add), each explored on its own with the
+      effects of the others modeled exactly (``convergent.relational._parts``),
+      so the cost grows with the largest part, not with the schema;
+    * ``"auto"`` (default): exhaustive up to ``max_states`` states, decomposed
+      beyond.
+
+    A part with more than ``max_states`` states (with its stand-in for the
+    other parts) is explored one reachable set at a time, up to ``max_sets``
+    sets.
+
+    Raises:
+        AnalysisLimitError: an exhaustive analysis of more than ``max_states``
+            states (``Exception`` included); a part reaching more than
+            ``max_sets`` sets; or parts that depend on each other in a way a
+            decomposed analysis does not model.
+    """
+    if not isinstance(schema, Schema):
+        raise TypeError(f"schema={schema!r} (expected a convergent.relational.Schema)")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} (expected one of {', '.join(METHODS)})")
+    n = len(schema.names)
+    if method == "decomposed" or (method == "auto" and n > max_states):
+        from ._parts import analyze_parts
+
+        return analyze_parts(schema, max_states=max_states, max_sets=max_sets)
+    if n > max_states:
+        raise AnalysisLimitError(f"schema {schema.name!r} has {n} states; exhaustive analysis "
+                                 f"stops at max_states={max_states}")
+    explored = _explore(schema)
+    findings = [f for f in explored.findings if f.kind != "always-cancelled"]
+    findings += _require_cycle_findings(schema)
+    findings += [f for f in explored.findings if f.kind == "always-cancelled"]
+    return StaticReport(schema=schema.name, states=explored.model.names,
+                        events=len(explored.model.events), reachable=len(explored.reachable),
+                        findings=tuple(findings))

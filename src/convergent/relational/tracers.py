@@ -21,10 +21,10 @@ from .model import Mutation, MutationType, Transition
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
-__all__ = ["HOOKS", "HistoryTracer", "Tracer", "TransitionRecord"]
+__all__ = ["HOOKS", "HandlerTrace", "HistoryTracer", "Tracer", "TransitionRecord"]
 
-HOOKS = ("mutation_queued", "transition_start", "transition_end", "handler_start",
-         "handler_end", "queue_end")
+HOOKS = ("mutation_queued", "transition_start", "transition_end", "handler_visit",
+         "handler_start", "handler_end", "queue_end")
 
 
 class Tracer(Protocol):
@@ -39,6 +39,14 @@ class Tracer(Protocol):
     def transition_end(self, transition: Transition) -> None:
         """The transition is complete, accepted or not."""
 
+    def handler_visit(self, transition: Transition, name: str) -> None:
+        """The transition reached handler ``name`` (``Foo_exit``, ``Foo_enter``,
+        ``Foo_Foo``, ``Foo_Bar``, ``any_enter``, ``Foo_end``, ``Foo_state``,
+        ``any_state``), whether or not a handler is bound to it: the names the
+        reference's ``Machine.handle`` is called with, in its order. A bound
+        handler's ``handler_start`` follows. Binding this hook makes the machine
+        walk every name, so keep it for tests and debugging."""
+
     def handler_start(self, transition: Transition, name: str) -> None:
         """A handler is about to run."""
 
@@ -47,6 +55,28 @@ class Tracer(Protocol):
 
     def queue_end(self, machine: Machine) -> None:
         """The queue is empty again."""
+
+
+class HandlerTrace:
+    """Records every handler name the machine reaches, bound or not, in order
+    (the ``handler_visit`` hook), so a test can assert a whole handler trace
+    without binding every name. ``by_transition`` keeps the transition ids."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.by_transition: list[tuple[int, str]] = []
+
+    def handler_visit(self, transition: Transition, name: str) -> None:
+        self.names.append(name)
+        self.by_transition.append((transition.id, name))
+
+    def of(self, transition_id: int) -> list[str]:
+        """The names reached in one transition."""
+        return [name for tx, name in self.by_transition if tx == transition_id]
+
+    def clear(self) -> None:
+        self.names.clear()
+        self.by_transition.clear()
 
 
 @dataclass(frozen=True, slots=True)
