@@ -60,3 +60,26 @@ def shared() -> Path:
             pytest.fail(f"{SHARED} not found: CI must provide ../shared beside the repository")
         pytest.skip(f"{SHARED} not found (CI provides ../shared)")
     return SHARED
+
+
+#: tests measured at several seconds or more on the 2-core VM, run by CI but
+#: left out of the fast tier (``pytest -m "not slow"``): a module, or one test
+SLOW = (
+    "test_soundness.py::",
+    "test_typing.py::test_mypy_accepts_the_package",
+    "test_compose.py::test_generated_composites_reach_what_the_properties_assert",
+    "test_fuzz_specs.py::test_structural_mutations_never_crash",
+    "test_fuzz_specs.py::test_text_mutations_never_crash",
+    "test_abstract.py::test_abstraction_agrees_with_enumeration",
+    "test_abstract.py::test_generated_machines_reach_what_the_property_asserts",
+    "test_core_hardening.py::test_vectorized_arithmetic_is_exact",
+    "test_collection.py::test_collection_check_agrees_with_brute_force",
+    "test_families.py::test_family_verdicts_match_the_reference",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        nodeid = item.nodeid.split("/")[-1]
+        if any(nodeid.startswith(s) for s in SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 
 from convergent.errors import BuildError, ConvergentError
 from convergent.spec.model import Var
+from conftest import shared_path
 from reference import reference_check, reference_footprints
 from strategies import machines, make_spec
 
-CONFORMANCE = Path("/work/shared/conformance/specs")
+CONFORMANCE = shared_path("conformance", "specs")
 GOOD = sorted(p for p in CONFORMANCE.glob("*.yaml") if "_error_" not in p.name)
 
 
@@ -63,7 +64,7 @@ def test_reference_on_conformance_spec(path: Path) -> None:
     assert_matches_expected(reference_check(spec).to_dict(), _expected(path))
 
 
-def test_reference_overflow_at_unreachable_valid_state_is_a_build_error() -> None:
+def test_reference_overflow_at_unreachable_valid_state_is_a_build_error(shared: Path) -> None:  # needs ../shared
     load_spec = _load_spec()
     path = CONFORMANCE / "25_error_overflow_unreachable.yaml"
     spec = load_spec(path)
@@ -145,7 +146,7 @@ def test_reference_footprints_are_semantic() -> None:
     assert fp["saturate"] == {"reads": [], "writes": ["x"]}
 
 
-def test_reference_print_queue_guard_noop() -> None:
+def test_reference_print_queue_guard_noop(shared: Path) -> None:  # needs ../shared
     """Conformance spec 06, by hand: a false guard is a no-op."""
     spec = make_spec(
         [Var.enum("job", "queued", "paused", "cancelled"), Var.integer("copies", 1, 2)],
@@ -162,7 +163,7 @@ def test_reference_print_queue_guard_noop() -> None:
     assert got["cc1"]["counterexample"]["trace"] == []
 
 
-def test_reference_two_phase_approval() -> None:
+def test_reference_two_phase_approval(shared: Path) -> None:  # needs ../shared
     """Conformance spec 17, by hand."""
     pending = lambda s: s["phase"] == "pending"  # noqa: E731
     spec = make_spec(
@@ -190,7 +191,7 @@ def test_reference_two_phase_approval() -> None:
     assert cex["order1"]["phase"] == "approved" and cex["order2"]["phase"] == "rejected"
 
 
-def test_reference_thermostat_wfc_cycle() -> None:
+def test_reference_thermostat_wfc_cycle(shared: Path) -> None:  # needs ../shared
     """Conformance spec 11, by hand: two repairs fight forever."""
     spec = make_spec(
         [Var.enum("mode", "idle", "heat", "cool"), Var.boolean("too_cold"),
@@ -215,7 +216,7 @@ def test_reference_thermostat_wfc_cycle() -> None:
     assert sorted(cex["repairs"]) == ["cold_means_heat", "hot_means_cool"]
 
 
-def test_reference_incident_paging_depth_three() -> None:
+def test_reference_incident_paging_depth_three(shared: Path) -> None:  # needs ../shared
     """Conformance spec 12, by hand: a chain of three repairs."""
     spec = make_spec(
         [Var.integer("sev", 0, 3), Var.boolean("oncall"), Var.boolean("manager"),

@@ -104,7 +104,7 @@ def register(subparsers: Any) -> None:
 
     e = subparsers.add_parser(
         "entity", help="durable entity charts and their stored events",
-        description="Entity commands. Example: convergent entity check order.yaml")
+        description="Entity commands. Example: convergent entity check examples/order_saga/order.yaml")
     esub = e.add_subparsers(dest="entity_command")
     c = esub.add_parser("check", help="load a statechart and verify its finite part",
                         description="Exit 0 verified, 1 failed, 2 bad chart. Example: "
@@ -112,7 +112,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("chart")
     c.set_defaults(func=cmd_entity_check)
     g = esub.add_parser("graph", help="print a statechart as mermaid",
-                        description="Example: convergent entity graph order.yaml")
+                        description="Example: convergent entity graph examples/order_saga/order.yaml")
     g.add_argument("chart")
     g.set_defaults(func=cmd_entity_graph)
     h = esub.add_parser("history", help="print an entity's events as JSON lines",

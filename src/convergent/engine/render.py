@@ -54,6 +54,9 @@ def render_report(r: Report) -> str:
         if r.findings is not None and r.findings.unreachable_valid:
             line += f" ({r.findings.unreachable_valid:,} valid states unreachable)"
     out.append(line)
+    method = _method(r.method)
+    if method:
+        out.append(f"  method    {method}")
     if r.wfc.ok:
         out.append(f"  WFC       ok: repairs terminate everywhere (max depth {r.wfc.max_depth})")
     else:
@@ -85,11 +88,19 @@ def render_report(r: Report) -> str:
         if r.cc2.ok:
             out.append("  CC2       ok: repairs commute with events (lazy normalization is safe)")
         else:
-            need = "required by --strict" if r.strict else "not required without --strict"
-            out.append(f"  CC2       fail ({need})")
+            # a passing report must not read as a failure: CC2 only matters
+            # to replicas that normalize lazily, so it is required by --strict alone
+            if r.strict:
+                out.append("  CC2       FAIL: repairs and events do not commute "
+                           "(required by --strict)")
+            else:
+                out.append("  CC2       repairs and events do not commute: not required; "
+                           "--strict requires it")
             cx2 = r.cc2.counterexample
             if cx2 is not None:
-                out.append(f"            {cx2.event} at the invalid state {_state(cx2.state)}")
+                lead = "" if r.strict else "for example, "
+                out.append(f"            {lead}{cx2.event} at the invalid state "
+                           f"{_state(cx2.state)}")
                 out.append(f"              applied directly:      {_state(cx2.direct)}")
                 out.append(f"              applied after repair:  {_state(cx2.after_repair)}")
     f = r.findings
@@ -113,3 +124,20 @@ def render_report(r: Report) -> str:
         out.append(f"  warning   {w}")
     out.append(f"  time      {r.seconds.get('total', 0.0):.3f} s")
     return "\n".join(out)
+
+
+def _method(m: dict[str, Any] | None) -> str:
+    """How the proof was done, when not by whole enumeration."""
+    if not m or m.get("kind") == "enumeration":
+        return ""
+    if m["kind"] == "composition":
+        comps = m.get("components", [])
+        const = m.get("constant_vars", [])
+        return (f"by {len(comps)} independent components (largest "
+                f"{max((c['states'] for c in comps), default=0):,} states)"
+                + (f", {len(const)} constant var(s)" if const else ""))
+    if m["kind"] == "abstraction":
+        parts = ", ".join(f"{k} in {v['regions']} regions" for k, v in m["abstracted"].items())
+        inner = _method(m.get("then"))
+        return f"ints abstracted: {parts}" + (f"; then {inner}" if inner else "")
+    return str(m["kind"])

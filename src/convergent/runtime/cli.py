@@ -306,7 +306,7 @@ def register(subparsers: Any) -> None:
         description="Run a replica: load its log from --store, exchange events over NATS "
                     "JetStream (anti-entropy on every reconnect), commit in groups, answer "
                     "'status' and 'emit' requests. Prints the final status as JSON on exit. "
-                    "Example: convergent replica run bank.yaml --id r1 --store "
+                    "Example: convergent replica run examples/bank_account.yaml --id r1 --store "
                     "sqlite:///r1.db --nats nats://127.0.0.1:4222 --peers r1,r2,r3")
     run.add_argument("spec", help="a spec file, or package.module:attr naming a Registry")
     run.add_argument("--id", required=True, help="this replica's id (unique, never reused)")
@@ -349,7 +349,7 @@ def register(subparsers: Any) -> None:
     st = rsub.add_parser(
         "status", help="state, log length and pending buffer of a replica",
         description="Ask a running replica over NATS (default), or read a stopped one's "
-                    "store with --store. Example: convergent replica status bank.yaml --id r1 "
+                    "store with --store. Example: convergent replica status examples/bank_account.yaml --id r1 "
                     "--nats nats://127.0.0.1:4222")
     st.add_argument("spec", help="a spec file, or package.module:attr naming a Registry")
     st.add_argument("--id", required=True, help="the replica's id")
@@ -376,7 +376,7 @@ def register(subparsers: Any) -> None:
         "emit", help="emit an event at a replica",
         description="Emit an event at a running replica over NATS (default), or append it "
                     "to a stopped replica's store with --store (it is sent when the replica "
-                    "runs again). Example: convergent emit bank.yaml deposit --id r1 --meta "
+                    "runs again). Example: convergent emit examples/bank_account.yaml deposit --id r1 --meta "
                     "'{\"by\": \"alice\"}'")
     em.add_argument("spec", help="a spec file, or package.module:attr naming a Registry")
     em.add_argument("event", help="the event name")
