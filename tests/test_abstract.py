@@ -235,3 +235,22 @@ def test_generated_machines_reach_what_the_property_asserts() -> None:
     assert stats["wfc"] >= stats["n"] // 2, stats
     assert stats["pass"] >= 15 and stats["fail"] >= 15, stats
     assert stats["reach6"] >= stats["wfc"] // 3, stats
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(text=compare_and_copy(),
+       mode=st.sampled_from([("reachable", False), ("all", False), ("reachable", True)]))
+def test_abstraction_then_composition_agrees_with_enumeration(text: str, mode,
+                                                             ) -> None:
+    """The abstract machine is itself checked by components when it splits
+    (as ``auto`` does for big machines): forced here on small ones."""
+    import convergent.engine.compose as compose
+    old = compose.COMPOSE_ABOVE
+    compose.COMPOSE_ABOVE = 1
+    try:
+        got = _agree(text, *mode)
+    finally:
+        compose.COMPOSE_ABOVE = old
+    if got:
+        assert got["method"]["then"]["kind"] in ("composition", "enumeration")

@@ -304,9 +304,11 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
         counterexample_all_valid=best([c.counterexample_all_valid for c in cc1s
                                        if c is not None
                                        and c.counterexample_all_valid is not None]),
-        failing_pairs=[p for c in cc1s if c is not None for p in c.failing_pairs],
-        failing_pairs_all_valid=[p for c in cc1s if c is not None
-                                 for p in c.failing_pairs_all_valid])
+        failing_pairs=sorted((p for c in cc1s if c is not None for p in c.failing_pairs),
+                             key=lambda p: pair_index.get(frozenset(p), 0)),
+        failing_pairs_all_valid=sorted((p for c in cc1s if c is not None
+                                        for p in c.failing_pairs_all_valid),
+                                       key=lambda p: pair_index.get(frozenset(p), 0)))
     bad2 = next((c for c in cc2s if c is not None and not c.ok), None)
     cc2 = CC2Result(True, None)
     if bad2 is not None and bad2.counterexample is not None:
