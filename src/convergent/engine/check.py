@@ -88,6 +88,7 @@ class _Checker:
         self.seconds: dict[str, float] = {}
         self._t = time.perf_counter()
         self._t0 = self._t
+        self.partial: Analysis | None = None
         self._ev_cache: dict[tuple[int, tuple[int, ...]], _EventOnSpace] = {}
         self._nf_cache: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -191,6 +192,13 @@ class _Checker:
                             f"from its normal form {describe_state(full_to_state(cm, s0))}")
         else:
             s0 = init_id
+        # WFC holds here: what a composed check needs of this machine when
+        # another component's repairs loop (its events are then never
+        # evaluated, as whole enumeration stops at the loop)
+        self.partial = Analysis(self._report("fail", StateCounts(n_total, n_valid, None), wfc,
+                                             None, None, None, list(warnings),
+                                             full_to_state(cm, s0)),
+                                cm, norm, full, None, s0)
 
         # per-event local steps, overflow check, full tables
         self._check_overflow()

@@ -36,8 +36,12 @@ from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ..errors import BuildError
 from ..spec.model import MachineSpec
 from .compile import CompiledMachine, compile_machine
+from .decode import local_to_state
 from .delivery import contract_words
 from .digest import policy_digest
 from .report import (
@@ -187,11 +191,27 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
     t_compile = time.perf_counter() - t0
     parts: list[Analysis] = []
     pairs = _pairs_by_component(spec, components)
+    deferred: list[BuildError] = []
     for k, comp in enumerate(components):
         if progress is not None:
             progress("components", k, len(components))
-        parts.append(_Checker(_sub_spec(spec, comp, pairs[k]), scope, strict, progress,
-                              independent).run())
+        checker = _Checker(_sub_spec(spec, comp, pairs[k]), scope, strict, progress,
+                           independent)
+        try:
+            parts.append(checker.run())
+        except BuildError as exc:
+            if checker.partial is None:
+                raise            # compiling or normalizing fails: so does the whole
+            # an event fails to evaluate: an error of the whole machine only
+            # if no component's repairs loop (enumeration reports that first)
+            deferred.append(exc)
+            parts.append(checker.partial)
+    if deferred and all(p.report.wfc.ok for p in parts):
+        # the one whole enumeration raises: events at valid states are checked
+        # (in event order) before any is evaluated at an invalid one (CC2)
+        order = {e.name: i for i, e in enumerate(spec.events)}
+        raise min(deferred, key=lambda x: ("at the invalid state" in x.message,
+                                           order.get(x.name or "", len(order))))
     if progress is not None:
         progress("components", len(components), len(components))
     report = _combine(spec, cm, components, parts, idle, scope, strict, independent,
@@ -269,9 +289,23 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
     cc2s = [r.cc2 for r in reports]
     assert all(c is not None for c in cc1s) and all(c is not None for c in cc2s)
 
+    # an unreachable counterexample (scope all) sits, in whole enumeration,
+    # at the smallest state: the other components at their smallest valid state
+    smallest: dict[str, Any] = {v.name: spec.initial[v.name] for v in spec.vars}
+    for p in parts:
+        norm = p.normalizer
+        first = np.flatnonzero(norm.valid)
+        if len(first):
+            smallest.update(local_to_state(p.compiled, norm.space, int(first[0])))
+
     def cc1_cex(c: CC1Counterexample | None) -> CC1Counterexample | None:
         if c is None:
             return None
+        if c.trace is None:
+            def low(st: dict[str, Any]) -> dict[str, Any]:
+                return {k: st.get(k, smallest[k]) for k in order}
+            return CC1Counterexample(c.events, low(c.state), None, low(c.order1),
+                                     low(c.order2))
         return CC1Counterexample(c.events, whole(c.state) or {}, c.trace,
                                  whole(c.order1) or {}, whole(c.order2) or {})
 
