@@ -268,4 +268,4 @@ class PhasesMixin(MachineBase):
         args = MappingProxyType({"err": error, "handler": name,
                                  "called": tx.called_states,
                                  "states_before": tx.states_before})
-        self._prepend(Mutation(ADD, [self._exception], args))
+        self._prepend(Mutation(ADD, [self._exception], args, is_recovery=True))

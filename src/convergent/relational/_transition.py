@@ -56,6 +56,11 @@ ADD, REMOVE = R.ADD, R.REMOVE
 CACHE_LIMIT = 4096
 
 
+def _same_states(before: list[int], after: list[int]) -> bool:
+    """Whether a transition left the set of active states as it was."""
+    return len(before) == len(after) and set(before) == set(after)
+
+
 def accepts(kind: int, called: list[int], targets: list[int], is_auto: bool) -> bool:
     """Relations accept a mutation when its called states are targets (any one
     for auto mutations); removals are always accepted."""
@@ -153,16 +158,24 @@ class TransitionMixin(MachineBase):
             self._cancel_bound(changed)
         return changed
 
-    def _conclude(self, mut: Mutation, ok: bool, changed: list[int],
+    def _conclude(self, mut: Mutation, ok: bool, changed: list[int], before: list[int],
                   candidates: list[int] | None = None) -> None:
         """After the clocks moved: queue the auto states first (when an accepted,
         non-auto mutation moved a clock), then wake the waiters. ``candidates``:
-        the auto states, when a plan already knows them."""
+        the auto states, when a plan already knows them.
+
+        The ``Exception`` mutation of a failed handler queues no auto states when
+        it activated and deactivated nothing (only the ``multi`` ``Exception``
+        ticked again): the rule of asyncmachine-go's first transition code
+        (``transition.go``, auto states follow ``HasStateChanged(StatesBefore)``),
+        kept for errors only. Otherwise an auto state whose handler always raises
+        is retried after each of its own errors, forever."""
         if not changed:
             return
         c = self._c
         if (ok and not mut.is_auto and c.auto_states
-                and self._life is _RUNNING):
+                and self._life is _RUNNING
+                and not (mut.is_recovery and _same_states(before, self._active))):
             if candidates is None:
                 candidates = R.auto_candidates(c, self._active)
             if candidates:
@@ -197,9 +210,9 @@ class TransitionMixin(MachineBase):
             targets = self._settle_auto(mut.called, plan.targets, before)
             if targets is not plan.targets:
                 changed = self._apply(targets, before, mut.called)
-                self._conclude(mut, True, changed)
+                self._conclude(mut, True, changed, before)
                 return self._outcome(mut, True, before)
-        self._conclude(mut, True, self._apply_plan(plan), plan.auto)
+        self._conclude(mut, True, self._apply_plan(plan), before, plan.auto)
         return plan.result
 
     def _plan_of(self, mut: Mutation, before: list[int], visit: bool) -> Plan:
@@ -271,7 +284,7 @@ class TransitionMixin(MachineBase):
             tx.time_after = tuple(clock)
         tx.accepted = ok
         tx.completed = True
-        self._conclude(mut, ok, changed, plan.auto if ok else None)
+        self._conclude(mut, ok, changed, tx.before, plan.auto if ok else None)
         return plan.result if ok else CANCELED
 
     async def _transition(self, mut: Mutation) -> Result:
@@ -346,7 +359,7 @@ class TransitionMixin(MachineBase):
         tx.completed = True
 
         as_planned = as_planned and ok
-        self._conclude(mut, ok, changed, plan.auto if as_planned else None)
+        self._conclude(mut, ok, changed, before, plan.auto if as_planned else None)
         if traced and hooks["transition_end"]:
             self._trace("transition_end", tx)
         return plan.result if as_planned else self._outcome(mut, ok, before)

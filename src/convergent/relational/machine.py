@@ -33,7 +33,9 @@ A handler that raises (or an async handler that outlives ``handler_timeout``)
 cancels the transition; in the final phase the states whose final handlers did
 not run are reverted. The error is stored on ``machine.err`` and an ``add`` of
 ``Exception`` carrying ``args["err"]`` is prepended to the queue. Nothing a
-handler does stops the loop.
+handler does stops the loop. That ``Exception`` mutation brings no auto
+mutation when it changed no active state (``Exception`` was already active),
+so an auto state whose handler always raises is not retried forever.
 """
 
 from __future__ import annotations

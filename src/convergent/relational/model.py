@@ -93,14 +93,20 @@ CANCELED = Result(Outcome.CANCELED)
 class Mutation:
     """A request to change the active states, waiting in or taken from the queue."""
 
-    __slots__ = ("args", "called", "is_auto", "kind", "queue_tick", "result", "source")
+    __slots__ = ("args", "called", "is_auto", "is_recovery", "kind", "queue_tick", "result",
+                 "source")
 
     def __init__(self, kind: int, called: list[int], args: Mapping[str, Any],
-                 is_auto: bool = False, queue_tick: int = 0, source: str | None = None) -> None:
+                 is_auto: bool = False, queue_tick: int = 0, source: str | None = None,
+                 is_recovery: bool = False) -> None:
         self.kind = kind
         self.called = called
         self.args = args
         self.is_auto = is_auto
+        self.is_recovery = is_recovery
+        """The ``Exception`` mutation prepended for a failed handler: when it
+        activates or deactivates nothing (``Exception`` was already active), no
+        auto mutation follows it, so a failing auto state is not retried forever."""
         self.queue_tick = queue_tick
         self.result: Result | None = None
         self.source = source
