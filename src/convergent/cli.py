@@ -418,10 +418,12 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
     c.add_argument("--independent", choices=("declared", "auto"), default="declared",
                    help="declared: check the spec's pairs (default); auto: find every pair "
                         "that commutes and report the rest as causal-order obligations")
-    c.add_argument("--method", choices=("auto", "enumerate", "compose", "abstract"),
+    c.add_argument("--method", choices=("auto", "enumerate", "compose", "abstract",
+                                        "symbolic"),
                    default="auto",
                    help="auto (default): enumerate, or when too big check independent parts "
-                        "(compose) or compare-and-copy ints by regions (abstract)")
+                        "(compose) or compare-and-copy ints by regions (abstract); symbolic: "
+                        "z3 over linear integer arithmetic of any range")
     c.set_defaults(func=cmd_check)
     e = sub.add_parser("explain", help="explain a check code (WFC, CC1, CC2)",
                        description="Explain a check code. Example: convergent explain CC1")

@@ -520,6 +520,25 @@ class _Checker:
 MAX_STATES = 2**33
 
 
+@dataclass
+class SymbolicAnalysis:
+    """A check done by z3 (convergent.symbolic): a report, no tables."""
+
+    report: Report
+
+
+def _symbolic(spec: MachineSpec, scope: str, strict: bool) -> SymbolicAnalysis:
+    try:
+        from ..symbolic import check_symbolic
+    except ImportError as exc:  # pragma: no cover - z3 is in the test extra
+        raise BuildError("method 'symbolic' needs z3: pip install 'convergent[symbolic]' "
+                         f"({exc})") from None
+    try:
+        return SymbolicAnalysis(check_symbolic(spec, scope=scope, strict=strict))
+    except BuildError as exc:
+        raise _locate(spec, exc) from exc.__cause__
+
+
 def _check_spec_size(spec: MachineSpec) -> None:
     from .budget import enforce, estimate
     size = 1
@@ -600,12 +619,15 @@ def check(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
 
 def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
                 progress: Progress | None = None, independent: str = "declared",
-                method: str = "auto") -> Analysis | ComposedAnalysis:
-    """``analyze`` or, where ``method`` says so, the composed analysis."""
+                method: str = "auto") -> Any:
+    """``analyze`` or, where ``method`` says so, the composed, abstracted or
+    symbolic analysis (each has ``.report``)."""
     from .compose import COMPOSE_ABOVE, analyze_composed, split
-    if method not in ("auto", "enumerate", "compose", "abstract"):
-        raise ValueError(f"method={method!r} (expected 'auto', 'enumerate', 'compose' or "
-                         "'abstract')")
+    if method not in ("auto", "enumerate", "compose", "abstract", "symbolic"):
+        raise ValueError(f"method={method!r} (expected 'auto', 'enumerate', 'compose', "
+                         "'abstract' or 'symbolic')")
+    if method == "symbolic":
+        return _symbolic(spec, scope, strict)
     size = 1
     for v in spec.vars:
         size *= v.size
@@ -616,7 +638,7 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
             def run(abstract_spec: MachineSpec) -> Analysis | ComposedAnalysis:
                 return analyze_any(abstract_spec, scope=scope, strict=strict,
                                    progress=progress, independent=independent, method="auto")
-            return analyze_abstracted(spec, regions, refused, run)  # type: ignore[return-value]
+            return analyze_abstracted(spec, regions, refused, run)
         if method == "abstract":
             why = "; ".join(f"{k}: {w}" for k, w in refused.items()) or (
                 "no int var has more than 64 values")

@@ -48,7 +48,8 @@ def render_report(r: Report) -> str:
     out.append(f"{r.machine}: {r.verdict.upper()}"
                + (f"  (scope: {r.scope}{', strict' if r.strict else ''})"))
     s = r.states
-    line = f"  states    {s.total:,} total, {s.valid:,} valid"
+    line = (f"  states    {s.total:,} total, "
+            + (f"{s.valid:,} valid" if s.valid >= 0 else "valid not counted"))
     if s.reachable is not None:
         line += f", {s.reachable:,} reachable"
         if r.findings is not None and r.findings.unreachable_valid:
@@ -140,4 +141,6 @@ def _method(m: dict[str, Any] | None) -> str:
         parts = ", ".join(f"{k} in {v['regions']} regions" for k, v in m["abstracted"].items())
         inner = _method(m.get("then"))
         return f"ints abstracted: {parts}" + (f"; then {inner}" if inner else "")
+    if m["kind"] == "symbolic":
+        return f"symbolic ({m.get('solver', 'z3')}): every state, as formulas"
     return str(m["kind"])

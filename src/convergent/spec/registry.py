@@ -289,6 +289,12 @@ class Registry:
             raise ConvergenceError(an.report)
         from ..engine.abstract import AbstractedAnalysis
         from ..engine.compose import ComposedAnalysis
+        from ..engine.check import SymbolicAnalysis
+        if isinstance(an, SymbolicAnalysis):
+            from ..errors import MachineUsageError
+            raise MachineUsageError(
+                f"{self.name!r} was verified symbolically (z3), which gives no tables to "
+                "run; build it with method='enumerate' where the ranges allow")
         if isinstance(an, AbstractedAnalysis):
             from ..errors import MachineUsageError
             raise MachineUsageError(
