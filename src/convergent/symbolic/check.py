@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import z3  # type: ignore[import-untyped]
+import z3  # type: ignore[import-untyped, unused-ignore]
 
 from ..engine.decode import describe_state
 from ..engine.report import (

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-import z3  # type: ignore[import-untyped]
+import z3  # type: ignore[import-untyped, unused-ignore]
 
 from ..errors import ConvergentError
 from ..spec.expr import _Node, _Parser
