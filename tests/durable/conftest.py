@@ -12,7 +12,8 @@ import pytest
 
 from convergent.durable import EntityStore, open_store
 
-from .servers import PostgresServer, find_postgres, postgres_user
+# one PostgreSQL harness for the whole suite: the replica tests' own
+from runtime.servers import PostgresServer, find_postgres, postgres_user
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,8 @@ def postgres_url() -> Iterator[str]:
     if how is None:
         pytest.skip("running as root with no 'postgres' user or no runuser: PostgreSQL "
                     "refuses to run as root")
-    server = PostgresServer(bindir, *how)
+    prefix, uid, _ = how
+    server = PostgresServer(bindir, prefix, uid)
     server.start()
     try:
         yield server.url

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -249,54 +245,37 @@ def test_a_timer_stays_armed_while_moving_inside_its_state(
 # ---------------------------------------------------------------- NATS (optional)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.server
 def test_dispatch_to_nats_carries_the_idempotency_key(tmp_path) -> None:
-    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not shutil.os.access(binary, shutil.os.X_OK):  # type: ignore[attr-defined]
+    from runtime.servers import NatsServer, find_nats
+    binary = find_nats()
+    if binary is None:
         pytest.skip("nats-server not found (Debian: apt-get install nats-server)")
     nats = pytest.importorskip("nats", reason="nats-py is not installed: pip install nats-py")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-sd", d],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            from convergent.durable import open_store
-            store = open_store(str(tmp_path / "n.db"))
-            svc = EntityService(emitting_chart(), store)
-            svc.create("m", actor=ALICE)
-            r = svc.send("m", "send", {"to": "z"}, actor=ALICE)
+    server = NatsServer(binary, str(tmp_path))
+    server.start()
+    try:
+        from convergent.durable import open_store
+        store = open_store(str(tmp_path / "n.db"))
+        svc = EntityService(emitting_chart(), store)
+        svc.create("m", actor=ALICE)
+        r = svc.send("m", "send", {"to": "z"}, actor=ALICE)
 
-            async def main() -> list:
-                nc = await nats.connect(f"nats://127.0.0.1:{port}")
-                sub = await nc.subscribe("convergent.mail.send")
-                d = Dispatcher(store, nats_publisher(nc))
-                await d.dispatch_once()
-                msg = await sub.next_msg(timeout=5)
-                await nc.close()
-                return [msg]
+        async def main() -> list:
+            nc = await nats.connect(server.url)
+            sub = await nc.subscribe("convergent.mail.send")
+            d = Dispatcher(store, nats_publisher(nc))
+            await d.dispatch_once()
+            msg = await sub.next_msg(timeout=5)
+            await nc.close()
+            return [msg]
 
-            [msg] = asyncio.run(main())
-            assert json.loads(msg.data) == {"to": "z"}
-            assert msg.headers["Nats-Msg-Id"] == f"{r.transition_id}/0"
-            store.close()
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        [msg] = asyncio.run(main())
+        assert json.loads(msg.data) == {"to": "z"}
+        assert msg.headers["Nats-Msg-Id"] == f"{r.transition_id}/0"
+        store.close()
+    finally:
+        server.close()
 
 
 def test_run_timers_fires_due_timers_in_the_background(
