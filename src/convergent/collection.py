@@ -25,9 +25,8 @@ What is proved (``Collection.check``):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -203,7 +202,6 @@ class CollectionState:
 
     ids: Mapping[Any, int]
     totals: tuple[int, ...]
-    _hash: int = field(default=0, compare=False, repr=False)
 
     def __hash__(self) -> int:
         return hash((frozenset(self.ids.items()), self.totals))
@@ -299,7 +297,3 @@ def contributions(col: Collection, template: Machine) -> list[np.ndarray]:
                                 "some state")
             out.append(np.asarray(values, dtype=np.int64))
     return out
-
-
-def _pairs(names: list[str]) -> Iterable[tuple[str, str]]:
-    return itertools.combinations_with_replacement(names, 2)

@@ -76,39 +76,31 @@ def check_collection(col: Collection) -> CollectionReport:
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i:]]
     ok = True
     cex = None
-    configurations = 0
-    # valid configurations: totals of others + both keys within the limits
-    base = (totals[None, None, :, :] + Cr[:, None, None, :] + Cr[None, :, None, :])  # (R,R,M,A)
-    valid = np.all(base <= limits, axis=-1) if A else np.ones((R, R, M), dtype=bool)
-    configurations = int(valid.sum())
-    pos = {int(s): k for k, s in enumerate(reach)}
     index_of = np.full(m.size, -1, dtype=np.int64)
     index_of[reach] = np.arange(R)
 
-    def admit(i_idx: np.ndarray, j_idx: np.ndarray) -> np.ndarray:
-        """Whether totals with keys at (reach indices) i_idx, j_idx fit."""
+    def fits(i3: np.ndarray, j3: np.ndarray) -> np.ndarray:
+        """Whether the other keys' totals plus keys i and j at (reach indices)
+        i3, j3 stay within the limits, for every totals row: shape (R, R, M)."""
         if not A:
-            return np.ones(np.broadcast(i_idx, j_idx).shape + (M,), dtype=bool)
-        tot = totals[None, None, :, :] + Cr[i_idx][:, :, None, :] + Cr[j_idx][:, :, None, :]
-        return np.all(tot <= limits, axis=-1)
+            return np.ones(np.broadcast(i3, j3).shape[:2] + (M,), dtype=bool)
+        return np.all(totals[None, None] + Cr[i3] + Cr[j3] <= limits, axis=-1)
 
-    si = np.broadcast_to(np.arange(R)[:, None], (R, R))
-    sj = np.broadcast_to(np.arange(R)[None, :], (R, R))
+    si = np.arange(R)[:, None, None]
+    sj = np.arange(R)[None, :, None]
+    valid = fits(si, sj)          # the configurations the aggregates allow
+    configurations = int(valid.sum())
     for e, f in pairs:
         ie, jf = names.index(e), names.index(f)
         # successors stay reachable in the template (a reachable key state)
-        ei = index_of[step[ie][reach]]               # (R,) index of e(s) among reach
-        fj = index_of[step[jf][reach]]
-        # order 1: e on i, then f on j
-        a1 = admit(ei[si], sj)
-        si1 = np.where(a1, ei[si][:, :, None], si[:, :, None])
-        a2 = admit_full(totals, Cr, limits, si1, fj[sj][:, :, None], A)
-        sj1 = np.where(a2, fj[sj][:, :, None], sj[:, :, None])
+        ei = index_of[step[ie][reach]][si]           # index of e(s_i) among reach
+        fj = index_of[step[jf][reach]][sj]
+        # order 1: e on i, then f on j (each refused when it would break a limit)
+        si1 = np.where(fits(ei, sj), ei, si)
+        sj1 = np.where(fits(si1, fj), fj, sj)
         # order 2: f on j, then e on i
-        b1 = admit(si, fj[sj])
-        sj2 = np.where(b1, fj[sj][:, :, None], sj[:, :, None])
-        b2 = admit_full(totals, Cr, limits, ei[si][:, :, None], sj2, A)
-        si2 = np.where(b2, ei[si][:, :, None], si[:, :, None])
+        sj2 = np.where(fits(si, fj), fj, sj)
+        si2 = np.where(fits(ei, sj2), ei, si)
         bad = valid & ((si1 != si2) | (sj1 != sj2))
         if bad.any():
             ok = False
@@ -122,19 +114,9 @@ def check_collection(col: Collection) -> CollectionReport:
                 (m.decode(int(reach[si2[x, y, k]])), m.decode(int(reach[sj2[x, y, k]]))),
                 2 + len(wit), run)
             break
-    del pos
     verdict = "pass" if ok and report.ok else "fail"
     return CollectionReport(col.name, verdict, report, aggs, ok, len(pairs), configurations,
                             cex, round(time.perf_counter() - t0, 6))
-
-
-def admit_full(totals: np.ndarray, Cr: np.ndarray, limits: np.ndarray, i3: np.ndarray,
-               j3: np.ndarray, A: int) -> np.ndarray:
-    """Admission with per-configuration key indices (shape (R, R, M))."""
-    if not A:
-        return np.ones(np.broadcast(i3, j3).shape, dtype=bool)
-    tot = totals[None, None, :, :] + Cr[i3] + Cr[j3]
-    return np.all(tot <= limits, axis=-1)
 
 
 def _trace(an: Any, sid: int) -> list[int]:
