@@ -269,22 +269,15 @@ class CollectionMachine:
 def contributions(col: Collection, template: Machine) -> list[np.ndarray]:
     """Per aggregate, each template state's contribution (0/1 for a count,
     the field's value for a sum), over the template's state ids."""
+    from .engine.space import Space
+    from .engine.tabulate import _columns, machine_of
     from .spec.expr import compile_predicate
     out = []
     spec = col.template
     n = template.size
-    ids = np.arange(n, dtype=np.int64)
-    cols: dict[str, np.ndarray] = {}
-    w = 1
-    for v in template.vars:
-        d = (ids // w) % v.size
-        w *= v.size
-        if v.kind == "bool":
-            cols[v.name] = d.astype(bool)
-        elif v.kind == "int":
-            cols[v.name] = d + v.lo
-        else:
-            cols[v.name] = d
+    tm = machine_of(tuple(template.vars))
+    # the engine's own columns: values in the mixed-radix order of state ids
+    cols = _columns(tm, Space(tm.radices, range(len(tm.radices))))
     for a in col.aggregates:
         if a.field is not None:
             out.append(cols[a.field].astype(np.int64))
