@@ -288,19 +288,15 @@ class Registry:
         if not an.report.ok:
             raise ConvergenceError(an.report)
         from ..engine.abstract import AbstractedAnalysis
-        from ..engine.compose import ComposedAnalysis
         from ..engine.check import SymbolicAnalysis
-        if isinstance(an, SymbolicAnalysis):
+        from ..engine.compose import ComposedAnalysis
+        if isinstance(an, (SymbolicAnalysis, AbstractedAnalysis)):
             from ..errors import MachineUsageError
+            how = ("symbolically (z3)" if isinstance(an, SymbolicAnalysis)
+                   else "by abstraction (ints checked per region)")
             raise MachineUsageError(
-                f"{self.name!r} was verified symbolically (z3), which gives no tables to "
-                "run; build it with method='enumerate' where the ranges allow")
-        if isinstance(an, AbstractedAnalysis):
-            from ..errors import MachineUsageError
-            raise MachineUsageError(
-                f"{self.name!r} was verified by abstraction (ints checked per region), "
-                "which gives no table over concrete values to run; build it with "
-                "method='enumerate' where the ranges allow")
+                f"{self.name!r} was verified {how}, which gives no tables over concrete "
+                "values to run; build it with method='enumerate' where the ranges allow")
         if isinstance(an, ComposedAnalysis):
             from ..composed import ComposedMachine
             return ComposedMachine._from_analysis(an)
