@@ -70,19 +70,20 @@ class _Machine:
         self.index = {v.name: i for i, v in enumerate(vars)}
         self.by_name = {v.name: v for v in vars}
         self.radices = tuple(v.size for v in vars)
+        # read once per compilation, not once per rule (it reads /proc/meminfo)
+        self.rule_space_limit = _rule_space_limit()
 
     def space(self, names: frozenset[str] | set[str] | list[int]) -> Space:
         idx = [self.index[n] if isinstance(n, str) else n for n in names]
         size = 1
         for i in idx:
             size *= self.radices[i]
-        if size > _rule_space_limit():
+        if size > self.rule_space_limit:
             shape = " x ".join(f"{self.vars[i].name} ({self.radices[i]:,})" for i in sorted(idx))
             raise BuildError(f"a rule reads or writes {shape}: {size:,} combinations, more "
-                             f"than one table can hold here ({_rule_space_limit():,}); "
-                             "narrow the "
-                             "ranges, or use only comparisons with constants and copies on "
-                             "big ints (then they are abstracted)")
+                             f"than one table can hold here ({self.rule_space_limit:,}); "
+                             "narrow the ranges, or use only comparisons with constants and "
+                             "copies on big ints (then they are abstracted)")
         return Space(self.radices, idx)
 
 
