@@ -160,15 +160,12 @@ def _pairs_by_component(spec: MachineSpec, comps: list[Component]
 
 
 def _sub_spec(spec: MachineSpec, comp: Component,
-              pairs: tuple[tuple[str, str], ...] | None = None) -> MachineSpec:
+              pairs: tuple[tuple[str, str], ...]) -> MachineSpec:
     # declared footprints were checked on the whole machine (compile_machine);
     # they may name vars of other components (a warning there), so they are
     # not carried into the component
     events = [dataclasses.replace(spec.events[i], reads=None, writes=None)
               for i in comp.events]
-    if pairs is None:
-        names = {e.name for e in events}
-        pairs = tuple(p for p in spec.independent if p[0] in names and p[1] in names)
     vars_ = tuple(spec.vars[v] for v in comp.vars)
     initial = {v.name: spec.initial[v.name] for v in vars_}
     invariants = tuple(dataclasses.replace(spec.invariants[i], watches=None)
