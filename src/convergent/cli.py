@@ -84,13 +84,18 @@ EXTENSIONS = {
                       "durable entity charts and their stored events"),
     "federation": Command("convergent.federation.cli",
                           "check registries owned by different services, together"),
+    "cluster": Command("convergent.cluster.cli",
+                       "check a machine too big for one host, sharded over Dask", "cluster"),
+    "migrate": Command("convergent.migration.cli",
+                       "classify a live switch from one machine version to the next"),
 }
 CORE = ("check", "explain")
 
 #: optional third-party modules, by the extra that installs them
 OPTIONAL_MODULES = {"nats": "replica", "psycopg": "replica", "cryptography": "consensus",
                     "starlette": "web", "uvicorn": "web", "prometheus_client": "durable",
-                    "structlog": "durable", "opentelemetry": "durable"}
+                    "structlog": "durable", "opentelemetry": "durable",
+                    "dask": "cluster", "distributed": "cluster"}
 
 EPILOG = """\
 examples:
