@@ -622,7 +622,7 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
                 method: str = "auto") -> Any:
     """``analyze`` or, where ``method`` says so, the composed, abstracted or
     symbolic analysis (each has ``.report``)."""
-    from .compose import COMPOSE_ABOVE, analyze_composed, split
+    from .compose import COMPOSE_ABOVE, SharedValuesUncovered, analyze_composed, split
     if method not in ("auto", "enumerate", "compose", "abstract", "symbolic"):
         raise ValueError(f"method={method!r} (expected 'auto', 'enumerate', 'compose', "
                          "'abstract' or 'symbolic')")
@@ -647,11 +647,16 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
         if method == "compose" or size > COMPOSE_ABOVE:
             try:
                 cm = compile_machine(spec)
-                comps, idle = split(cm)
-                if len(comps) >= 2 or (comps and idle):
-                    return analyze_composed(spec, scope=scope, strict=strict,
-                                            progress=progress, independent=independent,
-                                            cm=cm, comps=(comps, idle))
+                for share in (True, False):
+                    comps, idle = split(cm, share=share)
+                    if not (len(comps) >= 2 or (comps and idle)):
+                        break
+                    try:
+                        return analyze_composed(spec, scope=scope, strict=strict,
+                                                progress=progress, independent=independent,
+                                                cm=cm, comps=(comps, idle))
+                    except SharedValuesUncovered:
+                        continue   # some value of a shared read-only var: split without it
             except BuildError as exc:
                 raise _locate(spec, exc) from exc.__cause__
     return analyze(spec, scope=scope, strict=strict, progress=progress,

@@ -44,6 +44,7 @@ from .compile import CompiledMachine, compile_machine
 from .decode import local_to_state
 from .delivery import contract_words
 from .digest import policy_digest
+from .space import Space
 from .report import (
     CC1Counterexample,
     CC1Result,
@@ -59,7 +60,8 @@ from .report import (
 if TYPE_CHECKING:  # pragma: no cover
     from .check import Analysis, Progress
 
-__all__ = ["COMPOSE_ABOVE", "Component", "ComposedAnalysis", "analyze_composed", "split"]
+__all__ = ["COMPOSE_ABOVE", "Component", "ComposedAnalysis", "SharedValuesUncovered",
+           "analyze_composed", "read_only", "split"]
 
 COMPOSE_ABOVE = 1 << 22
 """With ``method="auto"``, a machine bigger than this is checked by
@@ -74,15 +76,51 @@ class Component:
     vars: tuple[int, ...]              # global var indices, in spec order
     events: tuple[int, ...]            # global event indices
     invariants: tuple[int, ...]        # global invariant indices
+    #: read-only vars (no event or repair ever changes them) this component
+    #: holds together with another one; also in ``vars``
+    shared: tuple[int, ...] = ()
 
     def size(self, spec: MachineSpec) -> int:
         return prod(spec.vars[v].size for v in self.vars)
 
 
-def split(cm: CompiledMachine) -> tuple[list[Component], list[int]]:
+MAX_SHARED_SPACE = 1 << 20
+"""Read-only vars are shared between components only while the product of
+their domains stays below this: the valid count and the repair depth are
+combined over every assignment of them."""
+
+
+def read_only(cm: CompiledMachine) -> frozenset[int]:
+    """The vars some rule touches and no event or repair ever changes. The
+    write sets are the engine's semantic ones, exact over the whole space
+    (a var assigned its own value is not written), so such a var keeps its
+    value on every transition the machine can take."""
+    written: set[int] = set()
+    touched: set[int] = set()
+    for e in cm.events:
+        written |= e.writes
+        touched |= e.syntactic
+    for i in cm.invariants:
+        written |= set(i.repair.writes)
+        touched |= i.syntactic
+    return frozenset(touched - written)
+
+
+def split(cm: CompiledMachine, *, share: bool = True) -> tuple[list[Component], list[int]]:
     """The components of ``cm`` (those with at least one rule, in the order of
-    their first var) and the vars no rule touches."""
+    their first var) and the vars no rule touches.
+
+    With ``share``, a read-only var does not join the groups of the rules
+    that read it: each such group holds a copy (``Component.shared``). That
+    is exact because the var never changes: for each of its values the
+    machine is the product of the groups at that value (the combination
+    below adds the condition that makes the product's counts and
+    counterexamples whole-machine ones, and ``analyze_any`` falls back to
+    ``share=False`` where it does not hold)."""
     n = len(cm.m.vars)
+    fixed = read_only(cm) if share else frozenset()
+    if fixed and prod(cm.m.radices[v] for v in fixed) > MAX_SHARED_SPACE:
+        fixed = frozenset()
     parent = list(range(n))
 
     def find(x: int) -> int:
@@ -102,35 +140,51 @@ def split(cm: CompiledMachine) -> tuple[list[Component], list[int]]:
             if r != root:
                 parent[r] = root
 
+    rules = [(e.syntactic, e.index, True) for e in cm.events] + [
+        (i.syntactic, i.index, False) for i in cm.invariants]
     touched: set[int] = set()
-    for e in cm.events:
-        union(e.syntactic)
-        touched |= e.syntactic
-    for i in cm.invariants:
-        union(i.syntactic)
-        touched |= i.syntactic
+    for syn, _, _ in rules:
+        union(syn - fixed)
+        touched |= syn
     groups: dict[int, list[int]] = {}
     for v in range(n):
-        if v in touched:
+        if v in touched and v not in fixed:
             groups.setdefault(find(v), []).append(v)
-    comps = []
-    for vs in sorted(groups.values(), key=lambda g: g[0]):
-        root = find(vs[0])
-        evs = tuple(e.index for e in cm.events
-                    if e.syntactic and find(next(iter(e.syntactic))) == root)
-        invs = tuple(i.index for i in cm.invariants
-                     if i.syntactic and find(next(iter(i.syntactic))) == root)
-        comps.append(Component(tuple(vs), evs, invs))
-    # rules that touch no var at all (a constant guard and an empty apply)
-    # belong to no component: give them to the first, where they are no-ops
-    loose_e = tuple(e.index for e in cm.events if not e.syntactic)
-    loose_i = tuple(i.index for i in cm.invariants if not i.syntactic)
-    if (loose_e or loose_i) and comps:
-        c = comps[0]
-        comps[0] = Component(c.vars, tuple(sorted(c.events + loose_e)),
-                             tuple(sorted(c.invariants + loose_i)))
+    if fixed and not groups:
+        return split(cm, share=False)
+    roots = [find(vs[0]) for vs in sorted(groups.values(), key=lambda g: g[0])]
+    at = {r: k for k, r in enumerate(roots)}
+    own_vars: list[set[int]] = [set(groups[r]) for r in roots]
+    evs: list[list[int]] = [[] for _ in roots]
+    invs: list[list[int]] = [[] for _ in roots]
+    # rules that move a group first: then every read-only var is in the
+    # groups that read it when the rules over read-only vars alone are placed
+    for syn, index, is_event in sorted(rules, key=lambda r: not (r[0] - fixed)):
+        moving = syn - fixed
+        if moving:
+            k = at[find(next(iter(moving)))]
+        else:
+            # a rule over read-only vars alone (or over none): it changes
+            # nothing, so any group may hold it; the first that already
+            # reads one of its vars keeps the copies few
+            k = next((j for j, vs in enumerate(own_vars) if vs & syn), 0)
+        (evs if is_event else invs)[k].append(index)
+        own_vars[k] |= syn
+    holders: dict[int, int] = {}
+    for vs in own_vars:
+        for v in vs & fixed:
+            holders[v] = holders.get(v, 0) + 1
+    comps = [Component(tuple(sorted(vs)), tuple(sorted(e)), tuple(sorted(i)),
+                       tuple(sorted(v for v in vs & fixed if holders[v] > 1)))
+             for vs, e, i in zip(own_vars, evs, invs)]
     idle = [v for v in range(n) if v not in touched]
     return comps, idle
+
+
+class SharedValuesUncovered(Exception):
+    """A component has no valid state at some value of a read-only var it
+    shares: the product of the components then counts and reports states
+    that are never valid as a whole, so the split is not used."""
 
 
 @dataclass
@@ -211,7 +265,8 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
                                            order.get(x.name or "", len(order))))
     if progress is not None:
         progress("components", len(components), len(components))
-    report = _combine(spec, cm, components, parts, idle, scope, strict, independent,
+    shared = _SharedView.of(spec, components, parts)   # raises SharedValuesUncovered
+    report = _combine(spec, cm, components, parts, idle, scope, strict, independent, shared,
                       {"compile": round(t_compile, 6),
                        "components": round(time.perf_counter() - t0 - t_compile, 6),
                        "total": round(time.perf_counter() - t0, 6)})
@@ -221,9 +276,98 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
 # --------------------------------------------------------------------------- combining
 
 
+class _SharedView:
+    """Components that hold copies of read-only vars, seen together: the
+    valid count and repair depth summed over every assignment of the shared
+    vars, and the smallest valid state of each component at each of them.
+
+    The split is exact only if every component has a valid state at every
+    value of the shared vars it holds: then a valid (or invalid) state of
+    one component at some value extends, with valid states of the others at
+    the same value, to a whole state where the same facts hold (the
+    argument of the module docstring, for each value). Where some component
+    has none, ``of`` raises SharedValuesUncovered."""
+
+    def __init__(self, spec: MachineSpec, comps: list[Component], parts: list[Analysis],
+                 shared: list[int]) -> None:
+        self.spec = spec
+        self.parts = parts
+        self.comps = comps
+        self.shared = shared
+        radices = [spec.vars[v].size for v in shared]
+        g = Space(radices, range(len(shared)))
+        acc: np.ndarray | None = None
+        depth: np.ndarray | None = np.zeros(g.size, dtype=np.int64)
+        self.smallest: list[np.ndarray] = []
+        self.strides: list[dict[int, int]] = []
+        counts_all: list[tuple[np.ndarray, np.ndarray]] = []
+        for c, p in zip(comps, parts):
+            local = {v: c.vars.index(v) for v in shared if v in c.vars}
+            full, norm = p.full, p.normalizer
+            sr = Space(p.compiled.radices, local.values())
+            valid = norm.valid[full.project(norm.space)]
+            idx = full.project(sr)
+            counts = np.bincount(idx[valid], minlength=sr.size).astype(np.int64)
+            if (counts == 0).any():
+                raise SharedValuesUncovered(c)
+            vids = np.flatnonzero(valid)
+            _, first = np.unique(idx[vids], return_index=True)
+            self.smallest.append(vids[first])
+            self.strides.append({v: sr.stride[loc] for v, loc in local.items()})
+            gmap = np.zeros(g.size, dtype=np.int64)
+            for j, v in enumerate(shared):
+                if v in local:
+                    gmap += g.digits(j).astype(np.int64) * sr.stride[local[v]]
+            counts_all.append((counts, gmap))
+            if depth is not None and norm.max_depth is not None:
+                dmax = np.zeros(sr.size, dtype=np.int64)
+                np.maximum.at(dmax, idx, norm.depth[full.project(norm.space)])
+                depth += dmax[gmap]
+            else:
+                depth = None
+        bound = g.size
+        for counts, _ in counts_all:
+            bound *= int(counts.max())
+        for counts, gmap in counts_all:
+            col = counts[gmap] if bound < 2**62 else counts[gmap].astype(object)
+            acc = col if acc is None else acc * col
+        assert acc is not None
+        self.valid = int(acc.sum())
+        self.max_depth = None if depth is None else int(depth.max())
+
+    @classmethod
+    def of(cls, spec: MachineSpec, comps: list[Component],
+           parts: list[Analysis]) -> _SharedView | None:
+        shared = sorted({v for c in comps for v in c.shared})
+        return cls(spec, comps, parts, shared) if shared else None
+
+    def fill(self, state: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+        """``state`` (the vars of one component) completed with the smallest
+        valid state of every other component at the same shared values
+        (those ``state`` does not hold taken from ``base``)."""
+        names = [self.spec.vars[v].name for v in self.shared]
+        at = {n: state.get(n, base[n]) for n in names}
+        out = dict(state)
+        for c, p, smallest, strides in zip(self.comps, self.parts, self.smallest,
+                                           self.strides):
+            if all(self.spec.vars[v].name in state for v in c.vars):
+                continue
+            rid = sum(self.spec.vars[v].digit(at[self.spec.vars[v].name]) * w
+                      for v, w in strides.items())
+            for k, x in local_to_state(p.compiled, p.full, int(smallest[rid])).items():
+                out.setdefault(k, x)
+        out.update(at)
+        return out
+
+    def agrees(self, state: dict[str, Any], base: dict[str, Any]) -> bool:
+        return all(state.get(self.spec.vars[v].name, base[self.spec.vars[v].name])
+                   == base[self.spec.vars[v].name] for v in self.shared)
+
+
 def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
              parts: list[Analysis], idle: list[int], scope: str, strict: bool,
-             independent: str, seconds: dict[str, float]) -> Report:
+             independent: str, shared: _SharedView | None,
+             seconds: dict[str, float]) -> Report:
     reports = [p.report for p in parts]
     idle_size = prod(spec.vars[v].size for v in idle)
     # every other component at its (normalized) initial state: a real,
@@ -234,12 +378,20 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
     order = [v.name for v in spec.vars]
 
     def whole(state: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A component's state as a whole one: the others at their initial
+        states, or (at other values of shared read-only vars) at their
+        smallest valid states there."""
         if state is None:
             return None
+        if shared is not None and not shared.agrees(state, base):
+            state = shared.fill(state, base)
         return {k: state.get(k, base[k]) for k in order}
 
-    total = prod(r.states.total for r in reports) * idle_size
-    valid = prod(r.states.valid for r in reports) * idle_size
+    total = prod(v.size for v in spec.vars)
+    if shared is None:
+        valid = prod(r.states.valid for r in reports) * idle_size
+    else:
+        valid = shared.valid * idle_size
     wfc_ok = all(r.wfc.ok for r in reports)
     warnings = list(cm.warnings) + _initial_warning(spec, base)
     method = {"kind": "composition",
@@ -249,6 +401,8 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
                               "states": r.states.total, "verdict": r.verdict}
                              for c, r in zip(comps, reports)],
               "constant_vars": [spec.vars[v].name for v in idle]}
+    if shared is not None:
+        method["shared_read_only"] = [spec.vars[v].name for v in shared.shared]
     fps = {}
     ifps = {}
     for r in reports:
@@ -280,7 +434,8 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
         return Report(spec.name, "fail", scope, strict, StateCounts(total, valid, None), wfc,
                       None, None, fps, ifps, None, list(cm.warnings), seconds, raw,
                       [e.name for e in spec.events], spec.version, digest, None, method)
-    wfc = WFCResult(True, sum(int(r.wfc.max_depth or 0) for r in reports))
+    wfc = WFCResult(True, sum(int(r.wfc.max_depth or 0) for r in reports)
+                    if shared is None or shared.max_depth is None else shared.max_depth)
     reachable = prod(int(r.states.reachable or 0) for r in reports)
     cc1s = [r.cc1 for r in reports]
     cc2s = [r.cc2 for r in reports]
@@ -300,6 +455,8 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
             return None
         if c.trace is None:
             def low(st: dict[str, Any]) -> dict[str, Any]:
+                if shared is not None:
+                    st = shared.fill(st, smallest)
                 return {k: st.get(k, smallest[k]) for k in order}
             return CC1Counterexample(c.events, low(c.state), None, low(c.order1),
                                      low(c.order2))
