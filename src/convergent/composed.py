@@ -100,17 +100,32 @@ class ComposedMachine:
 
     @classmethod
     def _from_analysis(cls, an: ComposedAnalysis) -> ComposedMachine:
-        self = object.__new__(cls)
         spec = an.spec
-        self.name = spec.name
-        self.version = spec.version
-        self.vars = tuple(spec.vars)
-        self.events = tuple(e.name for e in spec.events)
-        self.report = an.report
-        self.policy_digest = an.report.policy_digest
-        self.families = {f.name: f for f in spec.families}
         # one verified Machine per component, over its own vars
-        self.components = tuple(Machine._from_analysis(p) for p in an.parts)
+        return cls._from_parts(
+            name=spec.name, version=spec.version, vars=tuple(spec.vars),
+            events=tuple(e.name for e in spec.events), report=an.report,
+            components=tuple(Machine._from_analysis(p) for p in an.parts),
+            constants={spec.vars[v].name: spec.initial[spec.vars[v].name] for v in an.idle},
+            independent=list(spec.independent), families=spec.families)
+
+    @classmethod
+    def _from_parts(cls, *, name: str, version: int, vars: tuple[Var, ...],
+                    events: tuple[str, ...], report: Report,
+                    components: tuple[Machine, ...], constants: Mapping[str, Any],
+                    independent: Iterable[tuple[str, str]],
+                    families: Iterable[Family] = ()) -> ComposedMachine:
+        """The machine over ready components (from a check, or from a file,
+        whose loader has checked that they fit together)."""
+        self = object.__new__(cls)
+        self.name = name
+        self.version = version
+        self.vars = vars
+        self.events = events
+        self.report = report
+        self.policy_digest = report.policy_digest
+        self.families = {f.name: f for f in families}
+        self.components = components
         self.size = 1
         for v in self.vars:
             self.size *= v.size
@@ -118,14 +133,14 @@ class ComposedMachine:
         for k, m in enumerate(self.components):
             for i, v in enumerate(m.vars):
                 self._var_at[v.name] = (k, i)
-        self._constants = {spec.vars[v].name: spec.initial[spec.vars[v].name] for v in an.idle}
+        self._constants = dict(constants)
         self._event_at = {}
         for k, m in enumerate(self.components):
-            for i, name in enumerate(m.events):
-                self._event_at[name] = (k, m._step[i])
-        for g, name in enumerate(self.events):
-            self._event_at[g] = self._event_at[name]
-        cross = {frozenset((a, b)) for a, b in spec.independent
+            for i, ev in enumerate(m.events):
+                self._event_at[ev] = (k, m._step[i])
+        for g, ev in enumerate(self.events):
+            self._event_at[g] = self._event_at[ev]
+        cross = {frozenset((a, b)) for a, b in independent
                  if self._event_at[a][0] != self._event_at[b][0]}
         self.independent = frozenset(
             cross.union(*(m.independent for m in self.components)))
@@ -248,10 +263,17 @@ class ComposedMachine:
         return state_digest(self.policy_digest, self.decode(state))
 
     def export(self, path: str, **options: Any) -> Any:
-        raise MachineUsageError(
-            f"{self.name!r} was verified by components ({len(self.components)}) and has no "
-            "single table to export; export each component (machine.components[k].export) "
-            "or build it with method='enumerate' if it is small enough")
+        """Write the machine to ``path`` (``.json`` or ``.json.gz``): its
+        components' tables, each as a machine file, in one document (see
+        ``convergent.export.composed``)."""
+        from .export.composed import export_composed
+        return export_composed(self, path, **options)
+
+    @classmethod
+    def load(cls, path: str, **options: Any) -> ComposedMachine:
+        """Load a machine written by ``ComposedMachine.export``."""
+        from .export.composed import load_composed
+        return load_composed(path, **options)
 
     def __repr__(self) -> str:
         return (f"ComposedMachine({self.name!r}, vars={len(self.vars)}, "
