@@ -10,10 +10,10 @@ import convergent.viz as viz
 def test_viz_exports() -> None:
     assert viz.__all__ == sorted(viz.__all__, key=lambda n: (not n.isupper(), n))
     assert set(viz.__all__) == {
-        "DEFAULT_MAX_STATES", "FORMATS", "DiagramError", "Edge", "Graph", "GraphvizError",
+        "DEFAULT_MAX_STATES", "FORMATS", "Cluster", "DiagramError", "Edge", "Graph", "GraphvizError",
         "Node", "RepairStep", "Stepper", "Transition", "footprint_graph", "graph_for",
-        "graphviz_available", "render", "render_dot", "schema_graph", "state_graph",
-        "to_dot", "to_mermaid"}
+        "graphviz_available", "load_chart_file", "render", "render_dot", "schema_graph",
+        "state_graph", "statechart_graph", "to_dot", "to_mermaid"}
     for name in viz.__all__:
         assert hasattr(viz, name)
 

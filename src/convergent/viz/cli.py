@@ -35,6 +35,10 @@ def _diagram_bytes(args: argparse.Namespace, fmt: str) -> bytes:
         return consensus_diagram(args.consensus, fmt)
     if not args.spec:
         raise ConvergentError("a SPEC (or --consensus PRESET) is required")
+    if os.path.isfile(args.spec) and not args.spec.endswith(".py"):
+        from .chartfile import file_kind
+        if file_kind(args.spec) == "statechart":
+            return _statechart_bytes(args, fmt)
     from ..cli import _is_relational_schema, _load_target
     from ..spec.registry import Registry
     from .select import graph_for_spec, render, schema_graph_for
@@ -43,6 +47,17 @@ def _diagram_bytes(args: argparse.Namespace, fmt: str) -> bytes:
         return render(schema_graph_for(target), fmt)
     spec = target.spec() if isinstance(target, Registry) else target
     return render(graph_for_spec(spec, max_states=args.max_states, kind=args.kind), fmt)
+
+
+def _statechart_bytes(args: argparse.Namespace, fmt: str) -> bytes:
+    from ..errors import ConvergentError
+    from .chartfile import load_chart_file
+    from .select import render
+    from .statechart import statechart_graph
+    if args.kind != "auto" or args.max_states != DEFAULT_MAX_STATES:
+        raise ConvergentError(f"{args.spec} is a statechart: it is drawn as its states and "
+                              "transitions (--kind and --max-states apply to machine specs)")
+    return render(statechart_graph(load_chart_file(args.spec)), fmt)
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -70,12 +85,14 @@ def register(subparsers: Any) -> None:
                     "nodes, events as edges, repairs dashed, invalid intermediate states "
                     "marked) when it has at most --max-states nodes, else its footprint "
                     "graph (vars, events, invariants); a relational schema "
-                    "(module:attr) its relation graph; --consensus PRESET the consensus "
-                    "machine. svg and png need graphviz's `dot`. The format follows -o's "
-                    "suffix (.mmd .dot .gv .svg .png) unless --format is given. "
-                    "Example: convergent diagram examples/gsm_order.yaml -o order.svg")
-    p.add_argument("spec", nargs="?", help="a spec file, or package.module:attr naming a "
-                   "Registry, MachineSpec or relational Schema")
+                    "(module:attr) its relation graph; a durable statechart file its states "
+                    "(composite states as clusters, parallel regions, history, timers); "
+                    "--consensus PRESET the consensus machine. svg and png need graphviz's "
+                    "`dot`. The format follows -o's suffix (.mmd .dot .gv .svg .png) unless "
+                    "--format is given. Example: convergent diagram examples/gsm_order.yaml "
+                    "-o order.svg")
+    p.add_argument("spec", nargs="?", help="a spec or statechart file, or "
+                   "package.module:attr naming a Registry, MachineSpec or relational Schema")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="mermaid (default), dot, svg or png")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")

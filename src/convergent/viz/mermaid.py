@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .model import Edge, Graph, Node
 
-__all__ = ["escape_mermaid", "to_mermaid"]
+__all__ = ["comment", "escape_mermaid", "to_mermaid"]
 
 _ENTITIES = {
     "#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "`": "#96;",
@@ -25,12 +25,14 @@ _CLASSES = {
     "invariant": "fill:#f4ecff,stroke:#6a3fa0",
     "schema_state": "fill:#eef5ff,stroke:#1f5fa8",
     "start": "fill:#000,stroke:#000",
+    "final": "fill:#eef5ff,stroke:#1f5fa8,stroke-width:3px",
+    "history": "fill:#fff,stroke:#333",
 }
 
 _SHAPES = {
     "var": ("([", "])"), "event": ("[", "]"), "invariant": ("{{", "}}"),
     "state": ("(", ")"), "invalid": ("[", "]"), "schema_state": ("(", ")"),
-    "start": ("((", "))"),
+    "start": ("((", "))"), "final": ("(((", ")))"), "history": ("((", "))"),
 }
 
 
@@ -49,7 +51,7 @@ def escape_mermaid(text: str) -> str:
     return "".join(out)
 
 
-def _comment(text: str) -> str:
+def comment(text: str) -> str:
     """A ``%%`` comment line: it ends at a line break, so none may be inside;
     the space after ``%%`` keeps it from being read as a ``%%{...}%%``
     directive, and markup characters are entity-coded as in labels."""
@@ -78,8 +80,13 @@ def _edge(e: Edge) -> str:
 
 
 def to_mermaid(graph: Graph) -> str:
-    """A ``flowchart`` block; the title and note are ``%%`` comments."""
-    lines = [_comment(graph.title)] + [_comment(line) for line in graph.note.splitlines()]
+    """A ``flowchart`` block; the title and note are ``%%`` comments. A
+    statechart (a graph with clusters) is a ``stateDiagram-v2`` instead,
+    mermaid's own notation for nested and parallel states."""
+    if graph.kind == "statechart" or graph.clusters:
+        from .state_diagram import to_state_diagram
+        return to_state_diagram(graph)
+    lines = [comment(graph.title)] + [comment(line) for line in graph.note.splitlines()]
     lines.append(f"flowchart {graph.direction}")
     initial = [n for n in graph.nodes if n.initial]
     if initial:
