@@ -154,10 +154,14 @@ def test_a_machine_too_big_to_enumerate_is_a_clear_error(tmp_path: Path) -> None
     # a chain of bools: one part (no split), no int to abstract, cheap rules
     spec = tmp_path / "huge.yaml"
     spec.write_text(_chain_yaml(36))
-    p = cli("check", str(spec))
+    p = cli("check", "--method", "enumerate", str(spec))
     assert p.returncode == 2, p.stdout
     assert "68,719,476,736 states" in p.stderr and "supports up to" in p.stderr
     assert "Traceback" not in p.stderr
+    # by default the engine sends it to z3 instead, and says so
+    p = cli("check", str(spec))
+    assert p.returncode in (0, 1), p.stderr
+    assert "symbolic (z3" in p.stdout and "does not split" in p.stdout
 
 
 def test_progress_on_a_terminal_shows_only_after_a_second(
@@ -393,7 +397,7 @@ def test_estimate_is_refused_above_available_memory(tmp_path: Path,
     spec.write_text(_chain_yaml(27))               # 2^27 states x 26 events: ~15 GiB at least
     monkeypatch.setattr(budget, "available_memory", lambda *a: 2**30)
     t0 = time.monotonic()
-    assert main(["check", str(spec)]) == 2
+    assert main(["check", "--method", "enumerate", str(spec)]) == 2
     assert time.monotonic() - t0 < 20             # refused before enumerating
     err = capsys.readouterr().err
     assert "134,217,728 states" in err and "1.0 GiB is available" in err
@@ -403,14 +407,14 @@ def test_estimate_is_refused_above_available_memory(tmp_path: Path,
     from convergent.errors import BuildError
     from convergent.spec.loader import load_spec
     with pytest.raises(BuildError, match="available"):
-        check(load_spec(str(spec)))
+        check(load_spec(str(spec)), method="enumerate")
 
 
 def test_a_check_too_big_for_this_machine_is_refused_quickly(tmp_path: Path) -> None:
     spec = tmp_path / "huge.yaml"
     spec.write_text(_chain_yaml(33))              # 2^33 states x 32 events of int64 ids
     t0 = time.monotonic()
-    p = cli("check", str(spec))
+    p = cli("check", "--method", "enumerate", str(spec))
     assert p.returncode == 2, p.stdout
     assert time.monotonic() - t0 < 30
     assert "8,589,934,592 states" in p.stderr and "available on this machine" in p.stderr

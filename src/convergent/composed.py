@@ -100,12 +100,17 @@ class ComposedMachine:
 
     @classmethod
     def _from_analysis(cls, an: ComposedAnalysis) -> ComposedMachine:
+        from .engine.check import Analysis
         spec = an.spec
+        tables = [p for p in an.parts if isinstance(p, Analysis)]
+        if len(tables) != len(an.parts):
+            raise MachineUsageError(f"{spec.name!r} has components checked by z3: no tables "
+                                    "to run")
         # one verified Machine per component, over its own vars
         return cls._from_parts(
             name=spec.name, version=spec.version, vars=tuple(spec.vars),
             events=tuple(e.name for e in spec.events), report=an.report,
-            components=tuple(Machine._from_analysis(p) for p in an.parts),
+            components=tuple(Machine._from_analysis(p) for p in tables),
             constants={spec.vars[v].name: spec.initial[spec.vars[v].name] for v in an.idle},
             independent=list(spec.independent), families=spec.families)
 

@@ -427,6 +427,8 @@ def analyze_abstracted(spec: MachineSpec, regions: Mapping[str, Regions],
     sizes = {v.name: v.size for v in spec.vars}
 
     def part_valid(an: Any) -> int:
+        if not hasattr(an, "normalizer"):
+            return -1     # a component checked by z3: not counted
         norm = an.normalizer
         pvars = an.compiled.m.vars
         dvars = [pvars[v] for v in norm.space.vars]
@@ -434,7 +436,11 @@ def analyze_abstracted(spec: MachineSpec, regions: Mapping[str, Regions],
         return weighted_valid(norm.valid, dvars, ab.regions) * rest
 
     if isinstance(inner, ComposedAnalysis):
-        valid = prod(part_valid(p) for p in inner.parts) * prod(
+        # a product of weighted counts: exact only for components that share
+        # no var (``run`` checks the abstract spec with share=False)
+        assert not any(c.shared for c in inner.components)
+        counts = [part_valid(p) for p in inner.parts]
+        valid = -1 if min(counts) < 0 else prod(counts) * prod(
             sizes[spec.vars[v].name] for v in inner.idle)
     else:
         valid = part_valid(inner)

@@ -12,9 +12,11 @@ one gather per state.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import prod
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -619,10 +621,21 @@ def check(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
 
 def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = False,
                 progress: Progress | None = None, independent: str = "declared",
-                method: str = "auto") -> Any:
+                method: str = "auto", share: bool = True) -> Any:
     """``analyze`` or, where ``method`` says so, the composed, abstracted or
-    symbolic analysis (each has ``.report``)."""
-    from .compose import COMPOSE_ABOVE, SharedValuesUncovered, analyze_composed, split
+    symbolic analysis (each has ``.report``). ``share=False`` keeps
+    components from sharing read-only vars (the abstraction weighs each
+    component's valid states by region sizes, and multiplies them)."""
+    from .compose import (
+        COMPOSE_ABOVE,
+        SYMBOLIC_ABOVE,
+        SharedValuesUncovered,
+        analyze_composed,
+        split,
+        split_spec,
+        symbolic_possible,
+    )
+    from .tabulate import MAX_RULE_SPACE
     if method not in ("auto", "enumerate", "compose", "abstract", "symbolic"):
         raise ValueError(f"method={method!r} (expected 'auto', 'enumerate', 'compose', "
                          "'abstract' or 'symbolic')")
@@ -637,18 +650,26 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
         if regions:
             def run(abstract_spec: MachineSpec) -> Analysis | ComposedAnalysis:
                 return analyze_any(abstract_spec, scope=scope, strict=strict,
-                                   progress=progress, independent=independent, method="auto")
+                                   progress=progress, independent=independent, method="auto",
+                                   share=False)
             return analyze_abstracted(spec, regions, refused, run)
         if method == "abstract":
             why = "; ".join(f"{k}: {w}" for k, w in refused.items()) or (
                 "no int var has more than 64 values")
             raise BuildError(f"{spec.name!r}: nothing to abstract ({why})")
+    wide = size > SYMBOLIC_ABOVE and symbolic_possible(spec)
     if method != "enumerate":
         if method == "compose" or size > COMPOSE_ABOVE:
             try:
-                cm = compile_machine(spec)
-                for share in (True, False):
-                    comps, idle = split(cm, share=share)
+                # rules too wide to tabulate are split by their text, and the
+                # components too big to enumerate go to z3
+                cm = None if wide and _widest_rule(spec) > MAX_RULE_SPACE else (
+                    compile_machine(spec))
+                for sharing in ((True, False) if share else (False,)):
+                    got = split(cm, share=sharing) if cm is not None else split_spec(
+                        spec, share=sharing)
+                    assert got is not None
+                    comps, idle = got
                     if not (len(comps) >= 2 or (comps and idle)):
                         break
                     try:
@@ -659,5 +680,36 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
                         continue   # some value of a shared read-only var: split without it
             except BuildError as exc:
                 raise _locate(spec, exc) from exc.__cause__
+    if method == "auto" and wide:
+        # too big to enumerate: z3, where it decides; else enumeration,
+        # which refuses what does not fit with the figures
+        from ..symbolic.check import SymbolicUndecided
+        from ..symbolic.encode import SymbolicUnsupported
+        try:
+            whole_z3 = _symbolic(spec, scope, strict)
+        except (SymbolicUndecided, SymbolicUnsupported):
+            pass
+        else:
+            why = (f"chosen: {size:,} states, more than enumeration takes "
+                   f"({SYMBOLIC_ABOVE:,}), and the machine does not split")
+            return SymbolicAnalysis(dataclasses.replace(
+                whole_z3.report, method={**(whole_z3.report.method or {}), "why": why}))
     return analyze(spec, scope=scope, strict=strict, progress=progress,
                    independent=independent)
+
+
+def _widest_rule(spec: MachineSpec) -> int:
+    """The most values one rule's text spans (the product of the domains of
+    the vars it names): what its table would hold."""
+    sizes = {v.name: v.size for v in spec.vars}
+    widest = 1
+    rules: list[tuple[Any, ...]] = [(e.guard, e.apply) for e in spec.events] + [
+        (i.holds, i.repair) for i in spec.invariants]
+    for pred, assign in rules:
+        names = set(assign.targets)
+        for x in assign.exprs:
+            names |= x.free_vars
+        if pred is not None and pred.expr is not None:
+            names |= pred.expr.free_vars
+        widest = max(widest, prod(sizes[n] for n in names))
+    return widest

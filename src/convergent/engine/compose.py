@@ -58,7 +58,7 @@ from .report import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .check import Analysis, Progress
+    from .check import Analysis, Progress, SymbolicAnalysis
 
 __all__ = ["COMPOSE_ABOVE", "Component", "ComposedAnalysis", "SharedValuesUncovered",
            "analyze_composed", "read_only", "split"]
@@ -117,9 +117,53 @@ def split(cm: CompiledMachine, *, share: bool = True) -> tuple[list[Component], 
     below adds the condition that makes the product's counts and
     counterexamples whole-machine ones, and ``analyze_any`` falls back to
     ``share=False`` where it does not hold)."""
-    n = len(cm.m.vars)
+    rules = [(e.syntactic, e.index, True) for e in cm.events] + [
+        (i.syntactic, i.index, False) for i in cm.invariants]
     fixed = read_only(cm) if share else frozenset()
-    if fixed and prod(cm.m.radices[v] for v in fixed) > MAX_SHARED_SPACE:
+    return _components(list(cm.m.radices), rules, fixed)
+
+
+def split_spec(spec: MachineSpec, *, share: bool = True
+               ) -> tuple[list[Component], list[int]] | None:
+    """``split`` from the rules' text alone, without tabulating them: for
+    machines whose rules span more values than a table holds (the parts too
+    big to enumerate are then checked by z3). A var is read-only when no
+    apply or repair names it as a target (a superset of what the engine's
+    semantic write sets would show, so sharing is never assumed wrongly).
+    None when a rule is a Python function (its reads are known only by
+    running it)."""
+    index = {v.name: i for i, v in enumerate(spec.vars)}
+    rules: list[tuple[frozenset[int], int, bool]] = []
+    targets: set[int] = set()
+    for k, e in enumerate(spec.events):
+        if e.apply.fn is not None or (e.guard is not None and e.guard.expr is None):
+            return None
+        names = set(e.apply.targets)
+        for x in e.apply.exprs:
+            names |= x.free_vars
+        if e.guard is not None and e.guard.expr is not None:
+            names |= e.guard.expr.free_vars
+        rules.append((frozenset(index[n] for n in names), k, True))
+        targets |= {index[t] for t in e.apply.targets}
+    for k, inv in enumerate(spec.invariants):
+        if inv.holds.expr is None or inv.repair.fn is not None:
+            return None
+        names = set(inv.holds.expr.free_vars) | set(inv.repair.targets)
+        for x in inv.repair.exprs:
+            names |= x.free_vars
+        rules.append((frozenset(index[n] for n in names), k, False))
+        targets |= {index[t] for t in inv.repair.targets}
+    touched = frozenset().union(*(r[0] for r in rules)) if rules else frozenset()
+    fixed = frozenset(touched - targets) if share else frozenset()
+    return _components([v.size for v in spec.vars], rules, fixed)
+
+
+def _components(radices: list[int], rules: list[tuple[frozenset[int], int, bool]],
+                fixed: frozenset[int]) -> tuple[list[Component], list[int]]:
+    """Group the vars by the rules that touch them (read-only ``fixed`` vars
+    excepted: they are copied into every group that reads them)."""
+    n = len(radices)
+    if fixed and prod(radices[v] for v in fixed) > MAX_SHARED_SPACE:
         fixed = frozenset()
     parent = list(range(n))
 
@@ -140,8 +184,6 @@ def split(cm: CompiledMachine, *, share: bool = True) -> tuple[list[Component], 
             if r != root:
                 parent[r] = root
 
-    rules = [(e.syntactic, e.index, True) for e in cm.events] + [
-        (i.syntactic, i.index, False) for i in cm.invariants]
     touched: set[int] = set()
     for syn, _, _ in rules:
         union(syn - fixed)
@@ -151,7 +193,7 @@ def split(cm: CompiledMachine, *, share: bool = True) -> tuple[list[Component], 
         if v in touched and v not in fixed:
             groups.setdefault(find(v), []).append(v)
     if fixed and not groups:
-        return split(cm, share=False)
+        return _components(radices, rules, frozenset())
     roots = [find(vs[0]) for vs in sorted(groups.values(), key=lambda g: g[0])]
     at = {r: k for k, r in enumerate(roots)}
     own_vars: list[set[int]] = [set(groups[r]) for r in roots]
@@ -163,11 +205,13 @@ def split(cm: CompiledMachine, *, share: bool = True) -> tuple[list[Component], 
         moving = syn - fixed
         if moving:
             k = at[find(next(iter(moving)))]
-        else:
+        elif own_vars:
             # a rule over read-only vars alone (or over none): it changes
             # nothing, so any group may hold it; the first that already
             # reads one of its vars keeps the copies few
             k = next((j for j, vs in enumerate(own_vars) if vs & syn), 0)
+        else:
+            continue
         (evs if is_event else invs)[k].append(index)
         own_vars[k] |= syn
     holders: dict[int, int] = {}
@@ -190,14 +234,20 @@ class SharedValuesUncovered(Exception):
 @dataclass
 class ComposedAnalysis:
     """The report of a composed check and the analyses of its components
-    (each with the full tables of its own, much smaller, state space)."""
+    (each with the full tables of its own, much smaller, state space, or a
+    z3 report for a component too big to enumerate)."""
 
     report: Report
     spec: MachineSpec
     components: list[Component]
-    parts: list[Analysis]
+    parts: list[Analysis | SymbolicAnalysis]
     idle: list[int]
-    compiled: CompiledMachine
+    compiled: CompiledMachine | None
+
+    @property
+    def tabulated(self) -> bool:
+        """Whether every component has tables (a machine can be built)."""
+        return all(hasattr(p, "step") for p in self.parts)
 
 
 def _pairs_by_component(spec: MachineSpec, comps: list[Component]
@@ -234,20 +284,33 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
                      cm: CompiledMachine | None = None,
                      comps: tuple[list[Component], list[int]] | None = None,
                      ) -> ComposedAnalysis:
-    """Check ``spec`` component by component (see the module docstring)."""
-    from .check import _Checker
+    """Check ``spec`` component by component (see the module docstring).
+
+    A component of more than ``SYMBOLIC_ABOVE`` states is checked by z3
+    (convergent.symbolic) when its rules are spec text and z3 is installed;
+    the report's ``method.components[k].method`` says which. Without ``cm``
+    (rules too wide to tabulate; ``comps`` then come from ``split_spec``)
+    there is no policy digest."""
+    from .check import SymbolicAnalysis, _Checker
     t0 = time.perf_counter()
-    cm = cm if cm is not None else compile_machine(spec)
-    components, idle = comps if comps is not None else split(cm)
+    if comps is None:
+        cm = cm if cm is not None else compile_machine(spec)
+        comps = split(cm)
+    components, idle = comps
     t_compile = time.perf_counter() - t0
-    parts: list[Analysis] = []
+    parts: list[Analysis | SymbolicAnalysis] = []
     pairs = _pairs_by_component(spec, components)
     deferred: list[BuildError] = []
     for k, comp in enumerate(components):
         if progress is not None:
             progress("components", k, len(components))
-        checker = _Checker(_sub_spec(spec, comp, pairs[k]), scope, strict, progress,
-                           independent)
+        sub = _sub_spec(spec, comp, pairs[k])
+        if comp.size(spec) > SYMBOLIC_ABOVE:
+            got = _symbolic_part(sub, scope, strict)
+            if got is not None:
+                parts.append(got)
+                continue
+        checker = _Checker(sub, scope, strict, progress, independent)
         try:
             parts.append(checker.run())
         except BuildError as exc:
@@ -257,6 +320,9 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
             # if no component's repairs loop (enumeration reports that first)
             deferred.append(exc)
             parts.append(checker.partial)
+    if any(isinstance(p, SymbolicAnalysis) for p in parts) and any(
+            c.shared for c in components):
+        raise SharedValuesUncovered(None)   # valid states per shared value need tables
     if deferred and all(p.report.wfc.ok for p in parts):
         # the one whole enumeration raises: events at valid states are checked
         # (in event order) before any is evaluated at an invalid one (CC2)
@@ -265,12 +331,44 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
                                            order.get(x.name or "", len(order))))
     if progress is not None:
         progress("components", len(components), len(components))
-    shared = _SharedView.of(spec, components, parts)   # raises SharedValuesUncovered
+    shared = _SharedView.of(spec, components, parts)  # type: ignore[arg-type]
     report = _combine(spec, cm, components, parts, idle, scope, strict, independent, shared,
                       {"compile": round(t_compile, 6),
                        "components": round(time.perf_counter() - t0 - t_compile, 6),
                        "total": round(time.perf_counter() - t0, 6)})
     return ComposedAnalysis(report, spec, components, parts, idle, cm)
+
+
+SYMBOLIC_ABOVE = 1 << 26
+"""A component of more states than this is checked by z3 where it can be
+(enumerating it would take minutes and gigabytes)."""
+
+
+def symbolic_possible(spec: MachineSpec) -> bool:
+    """Whether z3 is installed and every rule of ``spec`` is spec text (what
+    convergent.symbolic encodes)."""
+    try:
+        import z3  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    for e in spec.events:
+        if e.apply.fn is not None or (e.guard is not None and e.guard.expr is None):
+            return False
+    return all(i.holds.expr is not None and i.repair.fn is None for i in spec.invariants)
+
+
+def _symbolic_part(sub: MachineSpec, scope: str, strict: bool) -> SymbolicAnalysis | None:
+    """The component checked by z3, or None where z3 cannot decide it (the
+    caller then enumerates, which refuses what does not fit)."""
+    if not symbolic_possible(sub):
+        return None
+    from ..symbolic.check import SymbolicUndecided, check_symbolic
+    from ..symbolic.encode import SymbolicUnsupported
+    from .check import SymbolicAnalysis
+    try:
+        return SymbolicAnalysis(check_symbolic(sub, scope=scope, strict=strict))
+    except (SymbolicUndecided, SymbolicUnsupported):
+        return None
 
 
 # --------------------------------------------------------------------------- combining
@@ -364,11 +462,16 @@ class _SharedView:
                    == base[self.spec.vars[v].name] for v in self.shared)
 
 
-def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
-             parts: list[Analysis], idle: list[int], scope: str, strict: bool,
+def _combine(spec: MachineSpec, cm: CompiledMachine | None, comps: list[Component],
+             parts: list[Any], idle: list[int], scope: str, strict: bool,
              independent: str, shared: _SharedView | None,
              seconds: dict[str, float]) -> Report:
+    from .check import SymbolicAnalysis
     reports = [p.report for p in parts]
+    # components checked by z3 have reports, no tables: no global repair
+    # walk, no valid count past what z3 counted, no reachable count, no
+    # findings or delivery contract (z3 checks the declared pairs only)
+    symbolic = [isinstance(p, SymbolicAnalysis) for p in parts]
     idle_size = prod(spec.vars[v].size for v in idle)
     # every other component at its (normalized) initial state: a real,
     # reachable, valid state once its WFC holds
@@ -388,19 +491,25 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
         return {k: state.get(k, base[k]) for k in order}
 
     total = prod(v.size for v in spec.vars)
-    if shared is None:
+    if any(r.states.valid < 0 for r in reports):
+        valid = -1       # not counted (a z3 component spans too many values)
+    elif shared is None:
         valid = prod(r.states.valid for r in reports) * idle_size
     else:
         valid = shared.valid * idle_size
     wfc_ok = all(r.wfc.ok for r in reports)
-    warnings = list(cm.warnings) + _initial_warning(spec, base)
-    method = {"kind": "composition",
-              "components": [{"vars": [spec.vars[v].name for v in c.vars],
-                              "events": [spec.events[e].name for e in c.events],
-                              "invariants": [spec.invariants[i].name for i in c.invariants],
-                              "states": r.states.total, "verdict": r.verdict}
-                             for c, r in zip(comps, reports)],
-              "constant_vars": [spec.vars[v].name for v in idle]}
+    cm_warnings = list(cm.warnings) if cm is not None else []
+    warnings = cm_warnings + _initial_warning(spec, base)
+    method: dict[str, Any] = {
+        "kind": "composition",
+        "components": [{"vars": [spec.vars[v].name for v in c.vars],
+                        "events": [spec.events[e].name for e in c.events],
+                        "invariants": [spec.invariants[i].name for i in c.invariants],
+                        "states": r.states.total, "verdict": r.verdict,
+                        "method": "symbolic" if sym else "enumeration",
+                        **({"symbolic": r.method} if sym else {})}
+                       for c, r, sym in zip(comps, reports, symbolic)],
+        "constant_vars": [spec.vars[v].name for v in idle]}
     if shared is not None:
         method["shared_read_only"] = [spec.vars[v].name for v in shared.shared]
     fps = {}
@@ -410,7 +519,7 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
         ifps.update(r.invariant_footprints)
     fps = {e.name: fps[e.name] for e in spec.events if e.name in fps}
     ifps = {i.name: ifps[i.name] for i in spec.invariants if i.name in ifps}
-    digest = policy_digest(cm)
+    digest = policy_digest(cm) if cm is not None else ""
     if not wfc_ok:
         raw = {v.name: spec.initial[v.name] for v in spec.vars}
         loops_at_start = [k for k, r in enumerate(reports) if not r.wfc.ok
@@ -427,16 +536,29 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
             # the other components at their normal forms (valid: WFC holds
             # there, or their own loop is reached only later by their events)
             start, trace = (whole(c.state) or {}), c.trace
-        path, cycle, repairs = _global_loop(spec, comps, parts, start)
+        if any(symbolic):
+            # the failing component's own cycle, the others at their initial
+            # states (valid where their WFC holds): no tables to walk
+            bad = next(r for r in reports if not r.wfc.ok)
+            c = bad.wfc.counterexample
+            assert c is not None
+            start, trace = whole(c.state) or {}, c.trace
+            path = [whole(x) or {} for x in c.path]
+            cycle = [whole(x) or {} for x in c.cycle]
+            repairs = list(c.repairs)
+        else:
+            path, cycle, repairs = _global_loop(spec, comps, parts, start)
         wcex = WFCCounterexample(start, cycle, repairs, trace, path)
         wfc = WFCResult(False, None, wcex)
         raw = {v.name: spec.initial[v.name] for v in spec.vars}
         return Report(spec.name, "fail", scope, strict, StateCounts(total, valid, None), wfc,
-                      None, None, fps, ifps, None, list(cm.warnings), seconds, raw,
+                      None, None, fps, ifps, None, cm_warnings, seconds, raw,
                       [e.name for e in spec.events], spec.version, digest, None, method)
     wfc = WFCResult(True, sum(int(r.wfc.max_depth or 0) for r in reports)
                     if shared is None or shared.max_depth is None else shared.max_depth)
-    reachable = prod(int(r.states.reachable or 0) for r in reports)
+    reachable: int | None = None
+    if not any(symbolic):
+        reachable = prod(int(r.states.reachable or 0) for r in reports)
     cc1s = [r.cc1 for r in reports]
     cc2s = [r.cc2 for r in reports]
     assert all(c is not None for c in cc1s) and all(c is not None for c in cc2s)
@@ -444,7 +566,10 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
     # an unreachable counterexample (scope all) sits, in whole enumeration,
     # at the smallest state: the other components at their smallest valid state
     smallest: dict[str, Any] = {v.name: spec.initial[v.name] for v in spec.vars}
-    for p in parts:
+    for p, sym in zip(parts, symbolic):
+        if sym:
+            smallest.update(p.report.initial)   # valid: z3 proved WFC
+            continue
         norm = p.normalizer
         first = np.flatnonzero(norm.valid)
         if len(first):
@@ -504,8 +629,11 @@ def _combine(spec: MachineSpec, cm: CompiledMachine, comps: list[Component],
         cc2 = CC2Result(False, CC2Counterexample(x.event, whole(x.state) or {},
                                                  whole(x.direct) or {},
                                                  whole(x.after_repair) or {}))
-    findings = _findings(spec, reports, whole, valid - reachable)
-    delivery = _delivery(spec, reports, whole, scope, independent)
+    findings = None
+    delivery = None
+    if reachable is not None and valid >= 0:
+        findings = _findings(spec, reports, whole, valid - reachable)
+        delivery = _delivery(spec, reports, whole, scope, independent)
     ok = cc1.ok and (not strict or (cc2.ok and cc1.ok_all_valid))
     return Report(spec.name, "pass" if ok else "fail", scope, strict,
                   StateCounts(total, valid, reachable), wfc, cc1, cc2, fps, ifps, findings,

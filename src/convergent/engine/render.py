@@ -134,13 +134,20 @@ def _method(m: dict[str, Any] | None) -> str:
     if m["kind"] == "composition":
         comps = m.get("components", [])
         const = m.get("constant_vars", [])
+        z3 = [c for c in comps if c.get("method") == "symbolic"]
+        shared = m.get("shared_read_only") or []
         return (f"by {len(comps)} independent components (largest "
                 f"{max((c['states'] for c in comps), default=0):,} states)"
+                + (f", {len(z3)} of them symbolic (z3: "
+                   + "; ".join(", ".join(c["vars"]) for c in z3) + ")" if z3 else "")
+                + (f", sharing read-only {', '.join(shared)}" if shared else "")
                 + (f", {len(const)} constant var(s)" if const else ""))
     if m["kind"] == "abstraction":
         parts = ", ".join(f"{k} in {v['regions']} regions" for k, v in m["abstracted"].items())
         inner = _method(m.get("then"))
         return f"ints abstracted: {parts}" + (f"; then {inner}" if inner else "")
     if m["kind"] == "symbolic":
-        return f"symbolic ({m.get('solver', 'z3')}): every state, as formulas"
+        why = m.get("why")
+        return (f"symbolic ({m.get('solver', 'z3')}): every state, as formulas"
+                + (f" ({why})" if why else ""))
     return str(m["kind"])

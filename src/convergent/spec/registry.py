@@ -298,6 +298,12 @@ class Registry:
                 f"{self.name!r} was verified {how}, which gives no tables over concrete "
                 "values to run; build it with method='enumerate' where the ranges allow")
         if isinstance(an, ComposedAnalysis):
+            if not an.tabulated:
+                from ..errors import MachineUsageError
+                raise MachineUsageError(
+                    f"{self.name!r} was verified by components, some of them symbolically "
+                    "(z3), which gives no tables over concrete values to run; build it "
+                    "with method='enumerate' where the ranges allow")
             from ..composed import ComposedMachine
             return ComposedMachine._from_analysis(an)
         from ..machine import Machine
