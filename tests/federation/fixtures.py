@@ -62,7 +62,10 @@ def swap_audit(*, audit: bool = True, swap: bool = True) -> Federation:
     return fed
 
 
-def cyclic(*, cycle: bool) -> Federation:
+def cyclic(*, cycle: bool, monotone: bool = False) -> Federation:
+    """``a`` copies its ``x`` into ``b``; with ``cycle`` ``b`` sends back
+    ``not x`` (not monotone: refused) or, with ``monotone``, ``x or y``
+    (accepted, repair by least fixed point)."""
     a = Registry("a")
     a.bool("x")
     a.bool("y")
@@ -74,7 +77,7 @@ def cyclic(*, cycle: bool) -> Federation:
     fed = Federation("loop").registry(a).registry(b)
     fed.morphism("a", "b", shared=["x"], map={"x": "x"})
     if cycle:
-        fed.morphism("b", "a", shared=["y"], map={"y": "y"})
+        fed.morphism("b", "a", shared=["y"], map={"y": "x or y" if monotone else "not x"})
     return fed
 
 

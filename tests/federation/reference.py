@@ -16,7 +16,7 @@ from typing import Any
 
 from convergent.machine import Machine
 from convergent.spec.expr import compile_expr
-from convergent.federation import FederationSpec, topological_order
+from convergent.federation import FederationSpec
 
 State = dict[str, Any]
 
@@ -34,6 +34,13 @@ class Reference:
                        for n in fed.names}
         self.valid = {n: [s for s in self.states[n] if self._is_valid(n, s)]
                       for n in fed.names}
+        #: per cycle member: its sources on the same cycle (they range over
+        #: every state, not only the valid ones, in the checks)
+        self.every_state: dict[str, set[str]] = {}
+        for comp in self.cyclic():
+            for t in comp:
+                self.every_state[t] = {mo.source for mo in fed.incoming(t)
+                                       if mo.source in comp}
         self._exprs = {}
         for mo in fed.morphisms:
             svars = {v.name: v for v in fed.member(mo.source).vars}
@@ -54,7 +61,9 @@ class Reference:
 
     def source_choices(self, target: str) -> Iterator[dict[str, State]]:
         srcs = self.sources(target)
-        for combo in itertools.product(*(self.valid[s] for s in srcs)):
+        every = self.every_state.get(target, set())
+        pools = [self.states[s] if s in every else self.valid[s] for s in srcs]
+        for combo in itertools.product(*pools):
             yield dict(zip(srcs, combo))
 
     def image(self, mo: Any, z: State) -> State:
@@ -116,14 +125,129 @@ class Reference:
 
     # ------------------------------------------------------------ the product machine
 
+    # ------------------------------------------------------------ cycles
+
+    def reaches(self) -> dict[str, set[str]]:
+        """Transitive closure of the authority graph (every path of length >= 1)."""
+        out = {n: {mo.target for mo in self.fed.morphisms if mo.source == n}
+               for n in self.fed.names}
+        changed = True
+        while changed:
+            changed = False
+            for n in out:
+                more = set().union(*(out[k] for k in out[n])) - out[n] if out[n] else set()
+                if more:
+                    out[n] |= more
+                    changed = True
+        return out
+
+    def cyclic(self) -> list[frozenset[str]]:
+        """The registries on a cycle, grouped by mutual reachability."""
+        r = self.reaches()
+        groups: list[frozenset[str]] = []
+        for n in self.fed.names:
+            if n in r[n] and not any(n in g for g in groups):
+                groups.append(frozenset(k for k in self.fed.names if k in r[n] and n in r[k]))
+        return groups
+
+    def fed_vars(self, reg: str) -> list[str]:
+        return [v for mo in self.fed.incoming(reg) for v in mo.shared]
+
+    def leq(self, reg: str, a: State, b: State, vars: list[str]) -> bool:
+        spec = {v.name: v for v in self.fed.member(reg).vars}
+        return all(spec[v].digit(a[v]) <= spec[v].digit(b[v]) for v in vars)
+
+    def monotone(self, comp: frozenset[str]) -> bool:
+        """Every map on the cycle and every resolver of a member is monotone,
+        by enumerating every pair of states (not only one-step raises)."""
+        for mo in self.fed.morphisms:
+            if mo.source not in comp or mo.target not in comp:
+                continue
+            fv = self.fed_vars(mo.source)
+            rest = [v.name for v in self.fed.member(mo.source).vars if v.name not in fv]
+            for x in self.states[mo.source]:
+                for y in self.states[mo.source]:
+                    if all(x[v] == y[v] for v in rest) and self.leq(mo.source, x, y, fv):
+                        if not self.leq(mo.target, self.image(mo, x), self.image(mo, y),
+                                        list(mo.shared)):
+                            return False
+        for r in self.fed.resolvers:
+            if r.target not in comp:
+                continue
+            tv = {v.name: v for v in self.fed.member(r.target).vars}
+            coords = [(mo.source, v) for mo in self.fed.incoming(r.target)
+                      for v in mo.shared if v in r.vars]
+            combos = list(itertools.product(*(tv[v].values for _, v in coords)))
+
+            def props(c: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
+                out: dict[str, dict[str, Any]] = {}
+                for (src, v), val in zip(coords, c):
+                    out.setdefault(src, {})[v] = (bool(val) if tv[v].kind == "bool" else
+                                                  int(val) if tv[v].kind == "int" else val)
+                return out
+            for p in combos:
+                for q in combos:
+                    if all(tv[v].digit(a) <= tv[v].digit(b)
+                           for (_, v), a, b in zip(coords, p, q)):
+                        if not self.leq(r.target, r.fn(props(p)), r.fn(props(q)),
+                                        list(r.vars)):
+                            return False
+        return True
+
+    def least_fixed_point(self, comp: frozenset[str], t: dict[str, State]
+                          ) -> dict[str, State]:
+        """Every assignment of the members' fed vars is tried; the fixed points
+        are those every member's repair leaves unchanged; the least one (below
+        every other, pointwise in the declared order) is returned."""
+        members = [n for n in self.fed.names if n in comp]
+        coords = [(n, v) for n in members for v in dict.fromkeys(self.fed_vars(n))]
+        spec = {n: {v.name: v for v in self.fed.member(n).vars} for n in members}
+        fixed = []
+        for combo in itertools.product(*(spec[n][v].values for n, v in coords)):
+            u = {k: dict(s) for k, s in t.items()}
+            for (n, v), val in zip(coords, combo):
+                var = spec[n][v]
+                u[n][v] = (bool(val) if var.kind == "bool" else
+                           int(val) if var.kind == "int" else val)
+            if all(self.f(n, u, u[n]) == u[n] for n in members):
+                fixed.append(u)
+        least = [u for u in fixed
+                 if all(all(self.leq(n, u[n], w[n], self.fed_vars(n)) for n in members)
+                        for w in fixed)]
+        assert len(least) == 1, f"{len(fixed)} fixed points, {len(least)} least"
+        return least[0]
+
+    # ------------------------------------------------------------ the product machine
+
+    def order(self) -> list[frozenset[str]]:
+        """Groups to repair in turn: each cycle as one group, sources first."""
+        r = self.reaches()
+        cyc = self.cyclic()
+        groups: list[frozenset[str]] = []
+        for n in self.fed.names:
+            g = next((c for c in cyc if n in c), frozenset([n]))
+            if g not in groups:
+                groups.append(g)
+        done: list[frozenset[str]] = []
+        while groups:
+            g = next(g for g in groups
+                     if not any(k in r[o] and o not in g for k in g for o in self.fed.names
+                                if any(o in h for h in groups if h != g)))
+            done.append(g)
+            groups.remove(g)
+        return done
+
     def normalize(self, t: dict[str, State]) -> dict[str, State]:
-        order, _ = topological_order(self.fed)
-        assert order is not None
         out = {n: self.m[n].decode(self.m[n].normalize(self.m[n].encode(s)))
                for n, s in t.items()}
-        for n in order:
-            if self.fed.incoming(n):
-                out[n] = self.f(n, out, out[n])
+        cyc = self.cyclic()
+        for g in self.order():
+            if g in cyc:
+                out = self.least_fixed_point(g, out)
+            else:
+                (n,) = g
+                if self.fed.incoming(n):
+                    out[n] = self.f(n, out, out[n])
         return out
 
     def initial(self) -> dict[str, State]:

@@ -24,11 +24,15 @@ def test_reg_fails_when_a_member_fails_its_own_check() -> None:
 
 def test_acyclic_reports_the_cycle_and_the_order() -> None:
     bad = fixtures.cyclic(cycle=True).check()
-    assert bad.failed_codes() == ("ACYCLIC",)
+    assert bad.failed_codes() == ("ACYCLIC", "MONO")
     (res,) = bad.results("ACYCLIC")
     assert set(res.cycle) == {"a_to_b", "b_to_a"} and bad.order is None
     good = fixtures.cyclic(cycle=False).check()
     assert good.ok and good.order == ("a", "b")
+    looped = fixtures.cyclic(cycle=True, monotone=True).check()
+    assert looped.ok and looped.order == ("a", "b"), looped.render_text()
+    (res,) = looped.results("ACYCLIC")
+    assert res.details == {"cycles": [["a", "b"]]}
 
 
 def test_topological_order_puts_every_source_first() -> None:

@@ -93,3 +93,22 @@ def test_resolver_policies_in_yaml(tmp_path: Path) -> None:
         fed + "resolvers:\n  - {target: door, vars: [access], policy: vote}\n")
     with pytest.raises(FederationError, match="policy"):
         _run(str(tmp_path / "bad.yaml"))
+
+
+def test_the_monotone_cycle_example_passes_and_its_negation_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(str(EXAMPLES / "levels.yaml"), "--xu") == 0
+    assert "1 cycle(s) accepted (east, west)" in capsys.readouterr().out
+    for name in ("region_east.yaml", "region_west.yaml"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text())
+    text = (EXAMPLES / "levels.yaml").read_text()
+    flipped = text.replace("map: {seen: 'max(seen, own)'}", "map: {seen: '3 - seen'}", 1)
+    assert flipped != text
+    (tmp_path / "levels.yaml").write_text(flipped)
+    assert _run(str(tmp_path / "levels.yaml"), "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["failed"] == ["ACYCLIC", "MONO"]
+    (mono,) = [c for c in data["checks"] if c["code"] == "MONO" and c["ok"] is False]
+    assert mono["subject"] == "east_to_west"
+    (acyclic,) = [c for c in data["checks"] if c["code"] == "ACYCLIC"]
+    assert acyclic["details"]["coordination_plan"]

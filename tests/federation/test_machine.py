@@ -46,7 +46,7 @@ def test_the_target_own_write_to_a_shared_var_is_overwritten() -> None:
 def test_machine_refuses_a_failing_federation_and_bad_names() -> None:
     with pytest.raises(FederationCheckError) as info:
         fixtures.cyclic(cycle=True).build()
-    assert info.value.report.failed_codes() == ("ACYCLIC",)
+    assert info.value.report.failed_codes() == ("ACYCLIC", "MONO")
     m = fixtures.supply().build()
     with pytest.raises(FederationError):
         m.apply(m.initial, "nobody", "sell")

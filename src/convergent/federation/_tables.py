@@ -35,23 +35,38 @@ MAX_COMBINATIONS = 1 << 16
 
 @dataclass
 class Member:
-    """One registry, verified and tabulated by the core engine."""
+    """One registry, verified and tabulated: by the core engine from its spec
+    (``from_analysis``), or re-checked from a certificate's tables (see
+    ``certificate.py``). The checks read only the fields below."""
 
-    spec: MachineSpec
-    analysis: Analysis
-    machine: Machine | None            # None when the core check could not tabulate it
+    name: str
+    vars: tuple[Var, ...]
+    events: tuple[str, ...]
+    #: the declared independent pairs (C2 and XU check these)
+    independent: tuple[tuple[str, str], ...]
+    machine: Machine | None            # None when the registry could not be tabulated
+    ok: bool
+    verdict: str
+    summary: str
+    #: the registry's own report (``Report.to_dict()``) when it fails
+    details: dict[str, Any] | None = None
+    spec: MachineSpec | None = None
+    report: Report | None = None
+
+    @classmethod
+    def from_analysis(cls, spec: MachineSpec, an: Analysis) -> Member:
+        machine = Machine._from_analysis(an) if an.step is not None else None
+        rep = an.report
+        return cls(spec.name, spec.vars, tuple(e.name for e in spec.events),
+                   tuple(spec.independent), machine, rep.ok, rep.verdict, rep.summary(),
+                   None if rep.ok else rep.to_dict(), spec, rep)
 
     @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def report(self) -> Report:
-        return self.analysis.report
-
-    @property
-    def vars(self) -> tuple[Var, ...]:
-        return self.spec.vars
+    def states(self) -> int:
+        n = 1
+        for v in self.vars:
+            n *= v.size
+        return n
 
     @property
     def tabulated(self) -> bool:
@@ -72,10 +87,6 @@ class Member:
         assert self.machine is not None
         return self.machine.nf_table
 
-    @property
-    def events(self) -> tuple[str, ...]:
-        return tuple(e.name for e in self.spec.events)
-
     def strides(self) -> dict[str, int]:
         out, w = {}, 1
         for v in self.vars:
@@ -93,12 +104,12 @@ def _natural(var: Var, value: Any) -> Any:
 
 
 def build_members(fed: FederationSpec) -> dict[str, Member]:
-    """Verify every member with the core engine (its own WFC, CC1, reachability)."""
-    out: dict[str, Member] = {}
-    for spec in fed.members:
-        an = analyze(spec)
-        machine = Machine._from_analysis(an) if an.step is not None else None
-        out[spec.name] = Member(spec, an, machine)
+    """Verify every member with the core engine (its own WFC, CC1, reachability),
+    and re-check every certified member on its tables."""
+    out = {spec.name: Member.from_analysis(spec, analyze(spec)) for spec in fed.members}
+    if fed.certified:
+        from .certificate import certified_member
+        out.update((reg.name, certified_member(reg)) for reg in fed.certified)
     return out
 
 
@@ -158,6 +169,12 @@ class Repair:
                 self._memo[rows] = got
         return got
 
+    def offset_of_rows(self, rows: Mapping[str, tuple[int, ...]]) -> int:
+        """The image offset given each incoming morphism's shared digits
+        (``{morphism: digits in its shared order}``), resolvers applied: the
+        runtime path, where a target holds projections, not source states."""
+        return self._combine(rows)
+
     def _combine(self, rows: Mapping[str, tuple[int, ...]]) -> int:
         tv = {v.name: v for v in self.target.vars}
         digits: dict[str, int] = {}
@@ -211,10 +228,16 @@ def _call_resolver(r: Resolver, proposals: dict[str, dict[str, Any]],
     return out
 
 
-def build_repair(fed: FederationSpec, members: Mapping[str, Member], target: str) -> Repair:
+def build_repair(fed: FederationSpec, members: Mapping[str, Member], target: str, *,
+                 every_state: frozenset[str] = frozenset()) -> Repair:
     """Tabulate every incoming map and enumerate the images from valid source
     states: per source, the distinct joint proposals; across sources, their
-    combinations (the sources' valid states vary independently)."""
+    combinations (the sources' valid states vary independently).
+
+    Sources named in ``every_state`` range over *all* their states instead of
+    the valid ones: on an accepted cycle a source's state at the fixed point
+    is only known to be valid once M1 holds, so the images are taken where
+    nothing is assumed (sound, possibly conservative)."""
     tm = members[target]
     morphisms = fed.incoming(target)
     resolvers = tuple(r for r in fed.resolvers if r.target == target)
@@ -240,8 +263,8 @@ def build_repair(fed: FederationSpec, members: Mapping[str, Member], target: str
     for src in rep.sources:
         sm = members[src]
         ms = [m for m in morphisms if m.source == src]
-        valid_ids = np.flatnonzero(sm.valid) if sm.tabulated else np.arange(
-            images[ms[0].name].shape[0])
+        valid_ids = (np.flatnonzero(sm.valid) if sm.tabulated and src not in every_state
+                     else np.arange(images[ms[0].name].shape[0]))
         joint = np.concatenate([images[m.name][valid_ids] for m in ms], axis=1)
         uniq, first = np.unique(joint, axis=0, return_index=True)
         choices = []

@@ -66,37 +66,55 @@ def check_federation(fed: FederationSpec, *, xu: bool = False,
     regs = []
     for name in fed.names:
         mem = members[name]
-        rep = mem.report
-        regs.append(RegistryResult(name, rep.verdict, rep.states.total, rep.summary()))
-        checks.append(CheckResult("REG", name, rep.ok, "" if rep.ok else rep.summary(),
-                                  details=None if rep.ok else rep.to_dict()))
+        regs.append(RegistryResult(name, mem.verdict, mem.states, mem.summary))
+        checks.append(CheckResult("REG", name, mem.ok, "" if mem.ok else mem.summary,
+                                  details=mem.details))
     order, cycle = topological_order(fed)
+    internal: dict[str, frozenset[str]] = {}
     if order is not None:
         checks.append(CheckResult("ACYCLIC", fed.name, True, "", order=order))
     else:
-        from .cycles import diagnose_cycle
-        from .plan import minimal_coordination_plan
-        plan = minimal_coordination_plan(fed)
-        diagnosis = diagnose_cycle(fed, members)
-        checks.append(CheckResult(
-            "ACYCLIC", fed.name, False,
-            "the morphisms form a directed cycle: repair has no order in which every "
-            f"source is final before its targets; coordinating {len(plan.coordinate)} "
-            f"morphism(s) ({', '.join(plan.coordinate)}) is the least that leaves the "
-            "rest acyclic", cycle=cycle,
-            details={"coordination_plan": list(plan.coordinate),
-                     "order_without_them": list(plan.order),
-                     "diagnosis": diagnosis.to_dict() if diagnosis else None}))
+        from .lfp import check_monotone, components, cyclic_components
+        comps = cyclic_components(fed)
+        mono = [r for c in comps for r in check_monotone(fed, members, c)]
+        if all(r.ok is True for r in mono):
+            order = tuple(n for c in components(fed) for n in c)
+            for c in comps:
+                for t in c:
+                    internal[t] = frozenset(m.source for m in fed.incoming(t) if m.source in c)
+            checks.append(CheckResult(
+                "ACYCLIC", fed.name, True,
+                f"{len(comps)} cycle(s) accepted ({'; '.join(', '.join(c) for c in comps)}): "
+                "every map and resolver on them is monotone (MONO), so repair around each "
+                "reaches its least fixed point", cycle=cycle, order=order,
+                details={"cycles": [list(c) for c in comps]}))
+        else:
+            from .cycles import diagnose_cycle
+            from .plan import minimal_coordination_plan
+            plan = minimal_coordination_plan(fed)
+            diagnosis = diagnose_cycle(fed, members)
+            checks.append(CheckResult(
+                "ACYCLIC", fed.name, False,
+                "the morphisms form a directed cycle that is not monotone (see MONO): repair "
+                "has no order in which every source is final before its targets, and no "
+                f"least fixed point is guaranteed; coordinating {len(plan.coordinate)} "
+                f"morphism(s) ({', '.join(plan.coordinate)}) is the least that leaves the "
+                "rest acyclic", cycle=cycle,
+                details={"coordination_plan": list(plan.coordinate),
+                         "order_without_them": list(plan.order),
+                         "diagnosis": diagnosis.to_dict() if diagnosis else None}))
+        checks.extend(mono)
     for target in fed.names:
         if not fed.incoming(target):
             continue
-        checks.extend(_target_checks(fed, members, target, xu))
+        checks.extend(_target_checks(fed, members, target, xu,
+                                     internal.get(target, frozenset())))
     return FederationReport(fed.name, tuple(regs), tuple(checks), order, xu,
                             round(time.perf_counter() - t0, 6))
 
 
 def _target_checks(fed: FederationSpec, members: Mapping[str, Member], target: str,
-                   xu: bool) -> list[CheckResult]:
+                   xu: bool, every_state: frozenset[str] = frozenset()) -> list[CheckResult]:
     tm = members[target]
     incoming = fed.incoming(target)
     resolved = any(r.target == target for r in fed.resolvers)
@@ -108,7 +126,7 @@ def _target_checks(fed: FederationSpec, members: Mapping[str, Member], target: s
     if untab:
         why = f"not run: {', '.join(sorted(set(untab)))} could not be tabulated (see REG)"
         return [CheckResult(m1, target, None, why)]
-    rep = build_repair(fed, members, target)
+    rep = build_repair(fed, members, target, every_state=every_state)
     out: list[CheckResult] = []
     multi = len(rep.sources) > 1 or resolved or shared_twice
     if rep.fault is not None:
@@ -124,7 +142,7 @@ def _target_checks(fed: FederationSpec, members: Mapping[str, Member], target: s
     out.append(_m1(rep, members, m1))
     for ei, ev in enumerate(tm.events):
         out.append(_c1(rep, members, ei, ev, consistent=True))
-    pairs = [(a, b) for a, b in tm.spec.independent if a != b]
+    pairs = [(a, b) for a, b in tm.independent if a != b]
     for a, b in pairs:
         out.append(_c2(rep, members, a, b))
     if xu:

@@ -15,6 +15,9 @@
       - target: door
         vars: [access]
         policy: all              # all | any | max | min | priority (with order: [...])
+    embed:                       # certified sub-federations, re-checked on load
+      - certificate: payments.cert.json.gz
+        digest: '8149045f...'    # optional: the digest you expect (64 hex digits, quoted)
 
 Registry files are named relative to the federation file and must stay in
 its folder tree (no absolute paths, no ``..``): a federation file from
@@ -37,7 +40,8 @@ from .resolvers import policy
 
 __all__ = ["load_federation", "loads_federation"]
 
-_TOP = ("federation", "registries", "morphisms", "resolvers")
+_TOP = ("federation", "registries", "embed", "morphisms", "resolvers")
+_EMBED = ("certificate", "digest")
 _MORPHISM = ("name", "source", "target", "map")
 _RESOLVER = ("name", "target", "vars", "policy", "order")
 MAX_ITEMS = 1000
@@ -104,8 +108,9 @@ def loads_federation(text: str, filename: str = "<string>",
     top = _keys(filename, data, _TOP, "a federation")
     name = _str(filename, top, "federation", "the file")
     fed = Federation(name)
-    regs = top.get("registries")
-    if not isinstance(regs, Mapping) or not regs:
+    regs = top.get("registries") or {}
+    embeds = _list(filename, top.get("embed"), "embedded certificates")
+    if not isinstance(regs, Mapping) or not (regs or embeds):
         raise FederationError(f"{filename}: registries must map names to spec files")
     if len(regs) > MAX_ITEMS:
         raise FederationError(f"{filename}: more than {MAX_ITEMS} registries")
@@ -124,6 +129,22 @@ def loads_federation(text: str, filename: str = "<string>",
             raise FederationError(f"{_where(filename, regs)}: registry {key!r} is named "
                                   f"{spec.name!r} in {ref}; use the same name")
         fed.registry(spec)
+    for node in embeds:
+        e = _keys(filename, node, _EMBED, "an embedded certificate")
+        ref = _str(filename, e, "certificate", "an embedded certificate")
+        pin = e.get("digest")
+        if pin is not None and not (isinstance(pin, str) and len(pin) == 64 and all(
+                c in "0123456789abcdef" for c in pin)):
+            raise FederationError(f"{_where(filename, e)}: digest must be 64 hex digits, "
+                                  "quoted ('...')")
+        if base is None:
+            raise FederationError(f"{filename}: certificate files need a base folder "
+                                  "(load the federation from a file)")
+        from .certificate import load_certificate
+        try:
+            fed.embed(load_certificate(_registry_path(filename, base, ref)), digest=pin)
+        except FederationError as exc:     # keep the type: a CertificateError stays one
+            raise type(exc)(f"{_where(filename, e)}: {ref}: {exc}") from None
     for node in _list(filename, top.get("morphisms"), "morphisms"):
         m = _keys(filename, node, _MORPHISM, "a morphism")
         source = _str(filename, m, "source", "a morphism")

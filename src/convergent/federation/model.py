@@ -19,6 +19,7 @@ from ..spec.registry import Registry
 from .errors import FederationError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .certificate import Certificate, CertifiedRegistry
     from .machine import FederatedMachine
     from .report import FederationReport
 
@@ -86,17 +87,22 @@ class FederationSpec:
     members: tuple[MachineSpec, ...]
     morphisms: tuple[Morphism, ...]
     resolvers: tuple[Resolver, ...] = ()
+    #: registries embedded from certificates: tables, no rules
+    certified: tuple[CertifiedRegistry, ...] = ()
 
-    def member(self, name: str) -> MachineSpec:
+    def member(self, name: str) -> MachineSpec | CertifiedRegistry:
         for m in self.members:
             if m.name == name:
                 return m
+        for c in self.certified:
+            if c.name == name:
+                return c
         raise FederationError(f"unknown registry {name!r} (known: "
-                              f"{', '.join(m.name for m in self.members) or 'none'})")
+                              f"{', '.join(self.names) or 'none'})")
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.members)
+        return tuple(m.name for m in self.members) + tuple(c.name for c in self.certified)
 
     def incoming(self, target: str) -> tuple[Morphism, ...]:
         return tuple(m for m in self.morphisms if m.target == target)
@@ -114,7 +120,7 @@ def _identifier(kind: str, name: Any) -> str:
     return name
 
 
-def _var_name(spec: MachineSpec, key: Any, what: str) -> str:
+def _var_name(spec: MachineSpec | CertifiedRegistry, key: Any, what: str) -> str:
     name = key.name if isinstance(key, Var) else key
     for v in spec.vars:
         if v.name == name:
@@ -142,6 +148,7 @@ class Federation:
     def __init__(self, name: str) -> None:
         self.name = _identifier("federation", name)
         self._members: dict[str, MachineSpec] = {}
+        self._certified: dict[str, CertifiedRegistry] = {}
         self._morphisms: dict[str, Morphism] = {}
         self._resolvers: list[Resolver] = []
 
@@ -152,17 +159,49 @@ class Federation:
         if not isinstance(spec, MachineSpec):
             raise FederationError(f"registry: expected a Registry or a MachineSpec, "
                                   f"got {registry!r}")
-        if spec.name in self._members:
+        if spec.name in self._members or spec.name in self._certified:
             raise FederationError(f"duplicate registry name {spec.name!r}")
         self._members[spec.name] = spec
         return self
 
-    def _spec(self, name: Any, what: str) -> MachineSpec:
+    def embed(self, certificate: Certificate, *, digest: str | None = None) -> Federation:
+        """Add a certified sub-federation: its registries (as tables), its
+        morphisms and its resolvers, after re-checking it.
+
+        Args:
+            certificate: from ``certify`` or ``load_certificate``.
+            digest: the digest the embedder expects (pin it: a certificate
+                whose names, pairs or tables changed has another one).
+
+        Raises:
+            CertificateError: the content does not match its digest or the
+                pinned one, or the sub-federation fails its re-check.
+            FederationError: a name is already used in this federation."""
+        from .certificate import Certificate as _Certificate
+        if not isinstance(certificate, _Certificate):
+            raise FederationError(f"embed: expected a Certificate, got {certificate!r}")
+        certificate.recheck(digest=digest)
+        taken = [r.name for r in certificate.registries
+                 if r.name in self._members or r.name in self._certified]
+        clash = [m.name for m in certificate.morphisms if m.name in self._morphisms]
+        if taken or clash:
+            raise FederationError(f"embed {certificate.name!r}: names already used in "
+                                  f"{self.name!r}: registries {taken}, morphisms {clash}")
+        for r in certificate.registries:
+            self._certified[r.name] = r
+        for m in certificate.morphisms:
+            self._morphisms[m.name] = m
+        self._resolvers.extend(certificate.resolvers)
+        return self
+
+    def _spec(self, name: Any, what: str) -> MachineSpec | CertifiedRegistry:
         key = name.name if isinstance(name, Registry) else name
+        if key in self._certified:
+            return self._certified[key]
         if key not in self._members:
             raise FederationError(f"{what}: unknown registry {key!r} (add it with "
                                   f".registry() first; known: "
-                                  f"{', '.join(self._members) or 'none'})")
+                                  f"{', '.join([*self._members, *self._certified]) or 'none'})")
         return self._members[key]
 
     def morphism(self, source: Any, target: Any, *, shared: Iterable[Any],
@@ -236,7 +275,8 @@ class Federation:
     def spec(self) -> FederationSpec:
         """The neutral model of what was declared."""
         return FederationSpec(self.name, tuple(self._members.values()),
-                              tuple(self._morphisms.values()), tuple(self._resolvers))
+                              tuple(self._morphisms.values()), tuple(self._resolvers),
+                              tuple(self._certified.values()))
 
     def check(self, *, xu: bool = False) -> FederationReport:
         """Run every check (XU only when asked); never raises on a failed check."""
@@ -250,4 +290,5 @@ class Federation:
 
     def __repr__(self) -> str:
         return (f"Federation({self.name!r}, registries={len(self._members)}, "
+                f"certified={len(self._certified)}, "
                 f"morphisms={len(self._morphisms)}, resolvers={len(self._resolvers)})")

@@ -18,7 +18,8 @@ State = dict[str, Any]
 #: every check code, in report order, with what it asks
 CODES = {
     "REG": "each registry passes its own verification (WFC, CC1, ...)",
-    "ACYCLIC": "the morphisms form no directed cycle (a topological order exists)",
+    "ACYCLIC": "the morphisms form no directed cycle, or every cycle is monotone (MONO)",
+    "MONO": "every map and resolver on a cycle is monotone (cycles only; least fixed point)",
     "R1": "each target's repair is a function of its sources alone",
     "M1": "overwriting a target's shared vars with any image keeps it valid",
     "R2": "M1 for a target whose shared vars are merged by a resolver",
