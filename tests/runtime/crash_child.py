@@ -1,11 +1,14 @@
 """A replica that appends until it is killed (run by test_crash.py).
 
-    python -m tests.runtime.crash_child STORE_URL REPLICA_ID SEED
+    python -m tests.runtime.crash_child STORE_URL REPLICA_ID SEED [compact]
 
 Each round it accepts a batch of events from a deterministic peer ``p`` (the
 same envelopes on every run) and emits a batch of its own, each own event
 carrying ``{"batch": k, "size": n}``, commits, and only then prints
-``acked <accepted> <own seq>``: everything printed is acknowledged.
+``acked <accepted> <own seq>``: everything printed is acknowledged. With
+``compact``, ``p`` is a declared peer and the replica compacts after some
+commits (the snapshot, the deletions and the rewrite of a batch that
+straddles the horizon: one transaction, killed at any point too).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import sys
 
 def main() -> None:
     url, rid, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    compact = sys.argv[4:] == ["compact"]
     from convergent.runtime import Replica, open_store
 
     from .helpers import machine
     m = machine("account")
-    replica = Replica(m, id=rid, store=open_store(url), autoflush=False)
+    replica = Replica(m, id=rid, store=open_store(url), autoflush=False,
+                      peers=[rid, "p"] if compact else None)
     tick = [0]
 
     def peer_clock() -> int:
@@ -44,6 +49,8 @@ def main() -> None:
         for _ in range(n):
             replica.emit(rng.choice(m.events), {"batch": batch, "size": n})
         replica.flush()
+        if compact and rng.random() < 0.5:
+            replica.compact()
         print(f"acked {replica.accepted} {replica.version[rid]}", flush=True)
 
 

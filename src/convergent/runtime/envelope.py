@@ -21,7 +21,8 @@ from ._bulk import bulk
 from .errors import PolicyMismatchError, ProtocolError
 
 __all__ = ["DEFAULT_LIMITS", "Envelope", "Limits", "check_envelope", "check_meta_value",
-           "decode_batch", "encode_batch", "loads_bounded", "valid_replica_id"]
+           "decode_batch", "decode_batch_part", "encode_batch", "loads_bounded",
+           "valid_replica_id"]
 
 WIRE_FORMAT = "convergent-envelopes/1"
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -275,19 +276,41 @@ def loads_bounded(data: bytes | str, limits: Limits = DEFAULT_LIMITS, *,
         raise ProtocolError(f"{what} is not JSON: {exc}") from None
 
 
-def encode_batch(machine: str, policy: str, envelopes: Sequence[Envelope]) -> bytes:
+#: parts a multi-message answer may have (``encode_batch(part=...)``)
+MAX_PARTS = 100_000
+_PART_TAG = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
+
+def encode_batch(machine: str, policy: str, envelopes: Sequence[Envelope], *,
+                 part: tuple[str, int, int] | None = None) -> bytes:
     """Several envelopes of one machine policy as one wire message (JSON).
 
     The policy digest is written once, in the header; every decoded envelope
-    carries it again."""
+    carries it again. ``part=(tag, i, n)`` marks the message as part ``i``
+    (from 0) of ``n`` of one answer named ``tag`` (1 to 32 letters or
+    digits), which a receiver applies as one batch once all parts are in
+    (``decode_batch_part``); receivers that do not know the field ignore it."""
     for e in envelopes:
         if e[8] != policy:
             raise PolicyMismatchError(
                 f"cannot send {e[1]} (policy {e[8][:12]}) in a batch of policy {policy[:12]}",
                 expected=policy, got=e[8])
     rows = [e[2:8] for e in envelopes]  # (origin, seq, hlc, event, deps, meta): a JSON row
-    return json.dumps({"format": WIRE_FORMAT, "machine": machine, "policy": policy,
-                       "events": rows}, separators=(",", ":")).encode()
+    msg: dict[str, Any] = {"format": WIRE_FORMAT, "machine": machine, "policy": policy,
+                           "events": rows}
+    if part is not None:
+        _check_part(list(part))
+        msg["part"] = list(part)
+    return json.dumps(msg, separators=(",", ":")).encode()
+
+
+def _check_part(part: object) -> tuple[str, int, int]:
+    if (not isinstance(part, list) or len(part) != 3 or not isinstance(part[0], str)
+            or _PART_TAG.match(part[0]) is None or type(part[1]) is not int
+            or type(part[2]) is not int or not 0 <= part[1] < part[2] <= MAX_PARTS):
+        raise ProtocolError(f"wire message part={part!r:.80} (expected [tag, i, n] with a tag "
+                            f"of 1 to 32 letters or digits and 0 <= i < n <= {MAX_PARTS})")
+    return part[0], part[1], part[2]
 
 
 def decode_batch(data: bytes | str,
@@ -296,10 +319,20 @@ def decode_batch(data: bytes | str,
     raises ProtocolError when malformed (oversized, nested too deeply, a
     field of the wrong type or out of range): nothing of it is returned."""
     with bulk(len(data) // 64):
+        machine, policy, envelopes, _ = _decode_batch(data, limits)
+    return machine, policy, envelopes
+
+
+def decode_batch_part(data: bytes | str, limits: Limits = DEFAULT_LIMITS
+                      ) -> tuple[str, str, list[Envelope], tuple[str, int, int] | None]:
+    """``decode_batch`` and the message's ``part`` (``(tag, i, n)``, or None
+    for a whole answer); raises ProtocolError when malformed."""
+    with bulk(len(data) // 64):
         return _decode_batch(data, limits)
 
 
-def _decode_batch(data: bytes | str, limits: Limits) -> tuple[str, str, list[Envelope]]:
+def _decode_batch(data: bytes | str, limits: Limits
+                  ) -> tuple[str, str, list[Envelope], tuple[str, int, int] | None]:
     msg = loads_bounded(data, limits)
     if not isinstance(msg, dict) or msg.get("format") != WIRE_FORMAT:
         fmt = msg.get("format") if isinstance(msg, dict) else type(msg).__name__
@@ -323,4 +356,5 @@ def _decode_batch(data: bytes | str, limits: Limits) -> tuple[str, str, list[Env
             raise ProtocolError(f"wire event {row!r:.80}: {exc}") from None
         check_envelope(env, limits)
         out.append(env)
-    return machine, policy, out
+    part = msg.get("part")
+    return machine, policy, out, None if part is None else _check_part(part)

@@ -149,9 +149,11 @@ class Change:
 @dataclass(frozen=True)
 class Repair:
     """One rollback and replay: events ``inserted`` sorted before already
-    applied events (``against``, at most five listed) they do not commute with;
-    the replica rolled back to the state before position ``position`` of the
-    canonical log and replayed ``replayed`` events."""
+    applied events they do not commute with (``against``: at most five of
+    those the first insertion passed); the replica rolled back to the state
+    before position ``position`` of the canonical log and replayed
+    ``replayed`` events. A replay is deferred until the state is read, so one
+    record may cover the insertions of several ``receive`` calls."""
 
     inserted: tuple[str, ...]
     against: tuple[str, ...]
@@ -188,8 +190,12 @@ class ReplicaStats:
     #: sorted before applied events, but commuting with all of them: applied
     #: in arrival order, no extra work (a verified independent pair)
     commuted: int = 0
-    #: rollbacks to an earlier state and replays (non-commuting concurrent events)
+    #: insertions that need a rollback to an earlier state and a replay
+    #: (non-commuting concurrent events)
     repairs: int = 0
+    #: replays run for them: one per read of the state after any number of
+    #: repairs (the replay is deferred until the state is needed)
+    replays: int = 0
     #: events re-applied by those replays
     replayed: int = 0
     #: envelopes received again (dropped by id)

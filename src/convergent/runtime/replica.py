@@ -21,7 +21,8 @@ How a replica stays convergent (the proof is in docs/replicas.md):
   pair, or the same event name): the swap argument shows the result equals
   the canonical fold. Otherwise the replica rolls back to the state before
   the insertion point (states after each log position are cached) and
-  replays: a repair, counted and explained.
+  replays: a repair, counted and explained. The replay is deferred until the
+  state is read (``_fresh``): the repairs of many calls cost one replay.
 * **Bounded buffer.** At most ``max_pending`` envelopes wait for their
   dependencies; past that, the ones farthest in the canonical order are
   turned away (``BackpressureError``). They are not accepted, so the version
@@ -246,7 +247,13 @@ class Replica:
         self._base_snapshot: Snapshot | None = None
         self._horizon = -1               # every event with hlc <= horizon is compacted
         self._base_count = 0             # events in the compacted prefix
-        self._state = self._base
+        # the state after the whole log, unless _stale: then only the prefix
+        # cached in _after is folded, and the rest is replayed when the state
+        # is read (_fresh): several repairs cost one replay
+        self._cur = self._base
+        self._stale = False
+        self._stale_before = self._base  # the state shown before the deferred repairs
+        self._deferred: list[tuple[tuple[str, ...], tuple[str, ...], int]] = []
         self._vv: dict[str, int] = {}
         self._clocks: dict[str, int] = {}
         self._heads: set[str] = set()
@@ -260,7 +267,7 @@ class Replica:
         self._unflushed: list[Envelope] = []
         self._unsent: list[Envelope] = []
         self._changed: list[Envelope] = []
-        self._notify_from = self._state
+        self._notify_from = self._cur
         self._notify_repaired = False
         # the store
         if store is None:
@@ -320,8 +327,8 @@ class Replica:
             s = steps[idx[e[5]]][s]
             after.append(s)
         self._after = after
-        self._state = int(s)
-        self._notify_from = self._state
+        self._cur = int(s)
+        self._notify_from = self._cur
         self._durable_own = vv.get(self.id, 0)
         # the largest hlc of a durable fact (a stored event or snapshot): a
         # restart observes all of them, so no later event of this replica can
@@ -334,7 +341,12 @@ class Replica:
     @property
     def state(self) -> State:
         """The current state: the canonical fold of every accepted event."""
-        return self.machine.state(self._state)
+        return self.machine.state(self._fresh())
+
+    @property
+    def _state(self) -> int:
+        """The current state id (replays deferred repairs first)."""
+        return self._fresh()
 
     @property
     def log(self) -> tuple[Envelope, ...]:
@@ -373,7 +385,7 @@ class Replica:
         """A JSON-ready summary: state, digest, log length, pending buffer..."""
         return {
             "replica": self.id, "machine": self.machine.name, "policy": self._policy,
-            "state": self.machine.decode(self._state),
+            "state": self.machine.decode(self._fresh()),
             "digest": self.machine.state_digest(self.state),
             "accepted": self.accepted, "log": len(self._log), "pending": len(self._pending),
             "max_pending": self.max_pending,
@@ -388,7 +400,7 @@ class Replica:
         a base to join from (nothing says no earlier event can still come):
         a new replica starts from ``bootstrap()``."""
         return Snapshot(replica=self.id, machine=self.machine.name, policy=self._policy,
-                        state=self.machine.decode(self._state),
+                        state=self.machine.decode(self._fresh()),
                         digest=self.machine.state_digest(self.state), version=dict(self._vv),
                         events=self.accepted, horizon=-1, heads=self.heads,
                         clocks=dict(self._clocks), hlc=self._hlc.last)
@@ -399,6 +411,8 @@ class Replica:
         a callback propagates out of ``flush`` after every subscriber ran."""
         if not callable(callback):
             raise ReplicaError(f"subscribe: {callback!r} is not callable")
+        if self._notify_from < 0:  # the last notification did not compute it
+            self._notify_from = self._fresh()
         self._subscribers.append(callback)
 
         def unsubscribe() -> None:
@@ -410,6 +424,7 @@ class Replica:
         """Forensics: the events (the last ``limit`` of the retained log, or
         all) and the repairs that produced the current state."""
         m = self.machine
+        self._fresh()
         start = 0 if limit is None else max(0, len(self._log) - limit)
         s = self._state_at(start)
         steps = []
@@ -422,7 +437,7 @@ class Replica:
                            base=self._base_snapshot, steps=tuple(steps),
                            repairs=tuple(self._repairs), rejected=tuple(self._rejected),
                            stats=ReplicaStats(**self.stats.to_dict()),
-                           state=m.decode(self._state))
+                           state=m.decode(self._cur))
 
     # ------------------------------------------------------------ writing
 
@@ -461,12 +476,12 @@ class Replica:
         heads.clear()
         heads.add(env[1])
         log, after = self._log, self._after
-        full = len(after) == len(log)
-        s = self._steps[ei][self._state]
         log.append(env)  # hlc exceeds every accepted event's: the end of the canonical order
-        if full:
-            after.append(s)
-        self._state = s
+        if not self._stale:  # (stale: the deferred replay folds it too)
+            s = self._steps[ei][self._cur]
+            if len(after) == len(log) - 1:
+                after.append(s)
+            self._cur = s
         st = self.stats
         st.emitted += 1
         st.accepted += 1
@@ -534,18 +549,18 @@ class Replica:
         heads.clear()
         heads.add(ids[-1])
         log, after, steps = self._log, self._after, self._steps
-        full = len(after) == len(log)
-        st = self._state
-        if full:
-            push = after.append
-            for ei in eis:
-                st = steps[ei][st]
-                push(st)
-        else:
-            for ei in eis:
-                st = steps[ei][st]
+        if not self._stale:  # (stale: the deferred replay folds them too)
+            st = self._cur
+            if len(after) == len(log):
+                push = after.append
+                for ei in eis:
+                    st = steps[ei][st]
+                    push(st)
+            else:
+                for ei in eis:
+                    st = steps[ei][st]
+            self._cur = st
         log.extend(envs)
-        self._state = st
         stats = self.stats
         stats.emitted += n
         stats.accepted += n
@@ -853,48 +868,45 @@ class Replica:
 
     def _integrate(self, new: list[Envelope]) -> None:
         """Put delivered envelopes into the canonical log and bring the state
-        to the canonical fold (see the module docstring)."""
+        to the canonical fold (see the module docstring). A repair (rollback
+        and replay) is decided here but deferred: the log is exact at once,
+        the replay runs when the state is next read (``_fresh``), so the
+        repairs of many ``receive`` calls cost one replay."""
         st = self.stats
         st.accepted += len(new)
         self._unflushed.extend(new)
         self._changed.extend(new)
         log, after, steps, idx = self._log, self._after, self._steps, self._idx
         ordered = sorted(new, key=_KEY) if len(new) > 1 else new
-        s = self._state
+        s = self._cur
+        stale = self._stale
         if not log or log[-1][0] < ordered[0][0]:
+            if stale:  # the deferred replay folds them too
+                log.extend(ordered)
+                st.appended += len(new)
+                return
             full = len(after) == len(log)
             for e in ordered:
                 s = steps[idx[e[5]]][s]
                 if full:
                     after.append(s)
             log.extend(ordered)
-            self._state = s
+            self._cur = s
             st.appended += len(new)
             return
         p0 = bisect_left(log, ordered[0][0], key=_KEY)
-        old = log[p0:]
-        last_old = old[-1][0]
-        tail_new = len(ordered) - bisect_right(ordered, last_old, key=_KEY)
-        merged = old + ordered
-        merged.sort(key=_KEY)  # two sorted runs: one linear merge, in C
-        if len(after) > p0:
-            del after[p0:]
-        log[p0:] = merged
-        if not self._resolve:  # tests only: the resolution obligation switched off
-            for e in new:
-                s = steps[idx[e[5]]][s]
-            self._state = s
-            st.commuted += len(new)
-            return
+        n_log = len(log)
+        tail_new = len(ordered) - bisect_right(ordered, log[-1][0], key=_KEY)
+        inserted = ordered[:len(ordered) - tail_new]
         # which inserted events do not commute with an old event after them?
         # Walk the old events backwards, collecting their event kinds; the
         # mask only grows, so once it holds every kind the rest is decided
         indep, full_mask = self._indep, self._all_events
-        inserted = ordered[:len(ordered) - tail_new]
         j = len(inserted) - 1
         mask = 0
         conflicts: list[Envelope] = []
-        for e in reversed(old):
+        for i in range(n_log - 1, p0 - 1, -1):
+            e = log[i]
             k = e[0]
             while j >= 0 and inserted[j][0] > k:
                 n = inserted[j]
@@ -906,40 +918,82 @@ class Replica:
             mask |= 1 << idx[e[5]]
             if mask == full_mask:
                 break
+        # into the log: a few events by binary search and insert (a memmove
+        # of the tail), many by merging two sorted runs (one pass, in C)
+        if len(inserted) * 32 < n_log - p0:
+            insert = log.insert
+            for e in inserted:
+                insert(bisect_left(log, e[0], lo=p0, key=_KEY), e)
+            if tail_new:
+                log.extend(ordered[len(inserted):])
+        else:
+            merged = log[p0:] + ordered
+            merged.sort(key=_KEY)
+            log[p0:] = merged
+        if len(after) > p0:
+            del after[p0:]
+        if not self._resolve:  # tests only: the resolution obligation switched off
+            for e in new:
+                s = steps[idx[e[5]]][s]
+            self._cur = s
+            st.commuted += len(new)
+            return
         while j >= 0:
             n = inserted[j]
             if mask & ~indep[idx[n[5]]]:
                 conflicts.append(n)
             j -= 1
         if not conflicts:
-            for e in ordered:
-                s = steps[idx[e[5]]][s]
-            self._state = s
+            if not stale:
+                for e in ordered:
+                    s = steps[idx[e[5]]][s]
+                self._cur = s
             st.commuted += len(ordered) - tail_new
             st.appended += tail_new
             return
-        # rollback to the state before p0 and replay
-        before = self._state
-        s = self._state_at(p0)
-        push = after.append
-        for e in merged:
-            s = steps[idx[e[5]]][s]
-            push(s)
-        self._state = s
-        replayed = len(merged)
+        # a rollback to the state before p0 and a replay: _after keeps the
+        # states before p0 (exact: nothing before p0 changed), the replay of
+        # log[len(_after):] is deferred to the next read of the state
         st.repairs += 1
-        st.replayed += replayed
         self._notify_repaired = True
-        first = conflicts[-1]
-        bad = ~indep[idx[first[5]]]
-        new_ids = {e[1] for e in ordered}
-        against = tuple(islice((e[1] for e in old if e[0] > first[0] and e[1] not in new_ids
-                                and (1 << idx[e[5]]) & bad), 5))
+        against: tuple[str, ...] = ()
+        if not stale:  # the first repair of a replay: the one its record names
+            self._stale = True
+            self._stale_before = int(s)
+            first = conflicts[-1]
+            bad = ~indep[idx[first[5]]]
+            new_ids = {e[1] for e in ordered}
+            later = (log[i] for i in range(bisect_right(log, first[0], key=_KEY), len(log)))
+            against = tuple(islice((e[1] for e in later if e[1] not in new_ids
+                                    and (1 << idx[e[5]]) & bad), 5))
+        self._deferred.append((tuple(e[1] for e in reversed(conflicts)), against,
+                               self._base_count + p0))
+
+    def _fresh(self) -> int:
+        """The current state id: runs the deferred replay first, if any."""
+        if self._stale:
+            self._replay()
+        return self._cur
+
+    def _replay(self) -> None:
+        """Replay the log after the cached prefix of states: one rollback and
+        replay for every repair decided since the state was last read,
+        recorded as one ``Repair``."""
+        log = self._log
+        start = len(self._after)
+        s = int(self._state_at(len(log)))
+        self._cur = s
+        self._stale = False
+        deferred, self._deferred = self._deferred, []
+        replayed = len(log) - start
+        st = self.stats
+        st.replays += 1
+        st.replayed += replayed
         m = self.machine
         self._repairs.append(Repair(
-            inserted=tuple(e[1] for e in reversed(conflicts)), against=against,
-            position=self._base_count + p0, replayed=replayed,
-            before=m.decode(int(before)), after=m.decode(int(s))))
+            inserted=tuple(i for d in deferred for i in d[0]), against=deferred[0][1],
+            position=min(d[2] for d in deferred), replayed=replayed,
+            before=m.decode(self._stale_before), after=m.decode(s)))
 
     def _state_at(self, p: int) -> Any:
         """The state after the first ``p`` events of the retained log."""
@@ -1001,11 +1055,19 @@ class Replica:
 
     def _notify(self) -> None:
         events, self._changed = tuple(self._changed), []
-        before, self._notify_from = self._notify_from, int(self._state)
+        before, self._notify_from = self._notify_from, self._notified_state()
         repaired, self._notify_repaired = self._notify_repaired, False
         self._touched = False
         if self._subscribers:
             self._tell(before, self._notify_from, events, repaired)
+
+    def _notified_state(self) -> int:
+        """The state a notification reports as "after": with no subscriber
+        it is not computed (a deferred replay stays deferred) and -1 says
+        "unknown" (``subscribe`` fills it in)."""
+        if self._subscribers or not self._stale:
+            return self._fresh()
+        return -1
 
     def _tell(self, before: int, after: int, events: tuple[Envelope, ...],
               repaired: bool) -> None:
@@ -1048,7 +1110,7 @@ class Replica:
             self.flush()  # nothing to write: broadcast and notify what is due
             return None
         own, changed = self._unsent, self._changed
-        before, after = self._notify_from, int(self._state)
+        before, after = self._notify_from, self._notified_state()
         repaired = self._notify_repaired
         self._unflushed, self._unsent, self._changed = [], [], []
         self._notify_from, self._notify_repaired, self._touched = after, False, False
@@ -1059,7 +1121,8 @@ class Replica:
                 self._durable_own = own[-1][3]
                 if self.transport is not None:
                     self.transport.broadcast(own)
-            if changed or before != after:
+            # (a subscriber that came in meanwhile starts from its own moment)
+            if (changed or before != after) and before >= 0 and after >= 0:
                 self._tell(before, after, tuple(changed), repaired)
             return len(batch)
 
@@ -1486,6 +1549,7 @@ class Replica:
 
     def _adopt(self, snap: Snapshot, base: int) -> bool:
         """Make the stored snapshot ``snap`` the base of the in-memory log."""
+        self._fresh()  # record the deferred repairs against the old base
         horizon, sv = snap.horizon, snap.version
         had = self.accepted > 0
         keep: list[Envelope] = []
@@ -1526,7 +1590,7 @@ class Replica:
         self._hlc.observe(snap.hlc)
         self._hlc.observe(horizon)
         self._durable_clock = max(self._durable_clock, snap.hlc, horizon)
-        self._state = int(self._state_at(len(keep)))
+        self._cur = int(self._state_at(len(keep)))
         self._unflushed = [e for e in self._unflushed
                            if e[3] > sv.get(e[2], 0) and e[4] > horizon]
         self.stats.accepted = self._base_count + len(keep)

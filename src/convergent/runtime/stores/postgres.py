@@ -1,5 +1,15 @@
-"""The PostgreSQL store (psycopg 3): one transaction per append batch,
-written with COPY; the same tables and meaning as the SQLite store.
+"""The PostgreSQL store (psycopg 3): one transaction per append batch; the
+same tables and meaning as the SQLite store.
+
+A batch is written as **one row** (``cv_batches``, migration
+``0002_batches``: its events as one JSON array, with the smallest and
+largest hlc), so a commit is one INSERT in one round trip, not one row (and
+one index entry) per event. Compaction deletes the batches wholly at or
+below the horizon and rewrites one that straddles it, in the snapshot's
+transaction. Events of the per-row format (``cv_events``, 0001) are still
+read, and compacted, first. A process killed at any instant leaves every
+committed batch and nothing of an uncommitted one (a transaction is atomic;
+the replica acknowledges only after ``append`` returned).
 
 Install with ``pip install 'convergent[replica]'`` (psycopg[binary]).
 """
@@ -10,9 +20,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .._bulk import BULK, bulk
 from ..envelope import Envelope
 from ..errors import StoreError
 from ..model import Snapshot
+from ._batches import check_fresh, decode_rows, encode_kept, encode_rows, rows_above
 from .base import Store, check_meta, row_envelope
 
 try:
@@ -35,6 +47,12 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                UNIQUE (replica, origin, seq))""",
         """CREATE TABLE IF NOT EXISTS cv_snapshots (
                replica TEXT PRIMARY KEY, horizon BIGINT NOT NULL, data TEXT NOT NULL)""",
+    ]),
+    ("0002_batches", [
+        """CREATE TABLE IF NOT EXISTS cv_batches (
+               pos BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, replica TEXT NOT NULL,
+               lo BIGINT NOT NULL, hi BIGINT NOT NULL, n INTEGER NOT NULL, data TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cv_batches_replica ON cv_batches (replica, pos)",
     ]),
 ]
 
@@ -60,6 +78,10 @@ class PostgresStore(Store):
         self.connect_timeout = connect_timeout
         self._db: Any = None
         self._policy = ""
+        #: the largest stored seq of each origin (known after a load)
+        self._top: dict[str, int] | None = None
+        #: a call failed with the connection: its commit may have landed
+        self._uncertain = False
 
     def _conn(self) -> Any:
         if self._db is None or self._db.closed:
@@ -110,7 +132,10 @@ class PostgresStore(Store):
         return self._bound()
 
     def _fail(self, what: str, exc: Exception) -> StoreError:
-        # a broken connection is dropped; the next call reconnects
+        # a broken connection is dropped; the next call reconnects and reads
+        # the stored tops again (a commit whose answer was lost may have landed)
+        self._top = None
+        self._uncertain = True
         try:
             if self._db is not None:
                 self._db.close()
@@ -148,29 +173,58 @@ class PostgresStore(Store):
                                       (r,)).fetchone()
                 rows = db.execute("SELECT origin, seq, hlc, event, deps, meta FROM cv_events "
                                   "WHERE replica = %s ORDER BY pos", (r,)).fetchall()
+                batches = db.execute("SELECT data FROM cv_batches WHERE replica = %s "
+                                     "ORDER BY pos", (r,)).fetchall()
         except psycopg.Error as exc:
             raise self._fail(f"cannot read replica {r!r}", exc) from None
         snap = None if snap_row is None else Snapshot.from_dict(json.loads(snap_row[0]))
-        return snap, [row_envelope(self._policy, *row) for row in rows]
+        policy = self._policy
+        out = [row_envelope(policy, *row) for row in rows]
+        with bulk(len(batches) * BULK):  # one pause of the collector for the whole log
+            for (data,) in batches:
+                try:
+                    out.extend(decode_rows(data, policy))
+                except (ValueError, TypeError) as exc:
+                    raise StoreError(f"{_safe(self.url)}: a stored batch of replica {r!r} is "
+                                     f"unreadable: {exc}") from None
+        top = dict(snap.version) if snap is not None else {}
+        for e in out:
+            if e[3] > top.get(e[2], 0):
+                top[e[2]] = e[3]
+        self._top = top
+        return snap, out
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
         r = self._writable()
         if not envelopes:
             return
+        if self._top is None:
+            self.load()
+        assert self._top is not None
+        # no event is stored twice (the per-event unique key of the old
+        # format): each origin's numbers only grow, checked before writing;
+        # one writer per replica (the advisory lock) keeps _top exact
+        seen = check_fresh(self._top, envelopes)
+        if isinstance(seen, str) and self._uncertain and all(
+                e[3] <= self._top.get(e[2], 0) for e in envelopes):
+            # the retry of an append whose commit landed but whose answer was
+            # lost (the connection broke): every event is stored, nothing to do
+            self._uncertain = False
+            return
+        if isinstance(seen, str):
+            raise StoreError(f"{_safe(self.url)}: append of {len(envelopes)} events failed, "
+                             f"nothing written: {seen} is already stored")
+        row = (r, *encode_rows(envelopes))
         db = self._conn()
-        dumps = json.dumps
         try:
             with db.transaction():
-                with db.cursor() as cur:
-                    with cur.copy("COPY cv_events (replica, origin, seq, hlc, event, deps, meta) "
-                                  "FROM STDIN") as copy:
-                        for e in envelopes:
-                            copy.write_row((r, e[2], e[3], e[4], e[5], ",".join(e[6]),
-                                            None if e[7] is None
-                                            else dumps(e[7], separators=(",", ":"))))
+                db.execute("INSERT INTO cv_batches (replica, lo, hi, n, data) "
+                           "VALUES (%s, %s, %s, %s, %s)", row)
         except psycopg.Error as exc:
             raise self._fail(f"append of {len(envelopes)} events failed, nothing written",
                              exc) from None
+        self._top = seen
+        self._uncertain = False
 
     def compact(self, snapshot: Snapshot) -> int:
         r = self._writable()
@@ -180,9 +234,19 @@ class PostgresStore(Store):
                 db.execute("INSERT INTO cv_snapshots VALUES (%s, %s, %s) ON CONFLICT (replica) "
                            "DO UPDATE SET horizon = EXCLUDED.horizon, data = EXCLUDED.data",
                            (r, snapshot.horizon, json.dumps(snapshot.to_dict())))
-                cur = db.execute("DELETE FROM cv_events WHERE replica = %s AND hlc <= %s",
-                                 (r, snapshot.horizon))
-                n = cur.rowcount
+                h = snapshot.horizon
+                n = db.execute("DELETE FROM cv_events WHERE replica = %s AND hlc <= %s",
+                               (r, h)).rowcount
+                for pos, data in db.execute(
+                        "SELECT pos, data FROM cv_batches WHERE replica = %s AND lo <= %s "
+                        "AND hi > %s", (r, h, h)).fetchall():
+                    keep, dropped = rows_above(data, h)
+                    n += dropped
+                    db.execute("UPDATE cv_batches SET lo = %s, n = %s, data = %s WHERE pos = %s",
+                               (*encode_kept(keep), pos))
+                n += int(db.execute("SELECT coalesce(sum(n), 0) FROM cv_batches WHERE "
+                                    "replica = %s AND hi <= %s", (r, h)).fetchone()[0])
+                db.execute("DELETE FROM cv_batches WHERE replica = %s AND hi <= %s", (r, h))
         except psycopg.Error as exc:
             raise self._fail("compaction failed, nothing changed", exc) from None
         return int(n)
@@ -191,7 +255,9 @@ class PostgresStore(Store):
         r = self._bound()
         db = self._conn()
         try:
-            n = db.execute("SELECT count(*) FROM cv_events WHERE replica = %s", (r,)).fetchone()[0]
+            n = db.execute("SELECT (SELECT count(*) FROM cv_events WHERE replica = %s) + "
+                           "(SELECT coalesce(sum(n), 0) FROM cv_batches WHERE replica = %s)",
+                           (r, r)).fetchone()[0]
         except psycopg.Error as exc:
             raise self._fail("count failed", exc) from None
         return int(n)

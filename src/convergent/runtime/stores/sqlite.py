@@ -24,18 +24,15 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from operator import itemgetter
-from sys import intern
 
 from .._bulk import BULK, bulk
-from ..envelope import Envelope, _Checked
+from ..envelope import Envelope
 from ..errors import StoreError
 from ..model import Snapshot
+from ._batches import check_fresh, decode_rows, encode_kept, encode_rows, rows_above
 from .base import Store, check_meta, row_envelope
 
 __all__ = ["SQLiteStore"]
-
-_HLC = itemgetter(4)
 
 # Named, recorded schema steps: append new ones, never edit applied ones.
 MIGRATIONS: list[tuple[str, list[str]]] = [
@@ -185,14 +182,10 @@ class SQLiteStore(Store):
         snap = None if snap_row is None else Snapshot.from_dict(json.loads(snap_row[0]))
         policy = self._policy
         out = [row_envelope(policy, *row) for row in rows]
-        new = tuple.__new__
-        with bulk(len(batches) * BULK):
+        with bulk(len(batches) * BULK):  # one pause of the collector for the whole log
             for (data,) in batches:
                 try:
-                    items = json.loads(data)
-                    out.extend(new(_Checked, ((h, o, q), f"{o}:{q}", intern(o), q, h,
-                                              intern(ev), tuple(d), meta, policy))
-                               for o, q, h, ev, d, meta in items)
+                    out.extend(decode_rows(data, policy))
                 except (ValueError, TypeError) as exc:
                     raise StoreError(f"{self.url}: a stored batch of replica {r!r} is "
                                      f"unreadable: {exc}") from None
@@ -225,16 +218,11 @@ class SQLiteStore(Store):
         # no event is stored twice (the per-event unique key of the old
         # format): each origin's numbers only grow, checked before writing
         top = self._top if self._top is not None else self._stored_tops()
-        seen = dict(top)
-        for e in envelopes:
-            if e[3] <= seen.get(e[2], 0):
-                raise StoreError(f"{self.url}: append of {len(envelopes)} events failed, "
-                                 f"nothing written: {e[1]} is already stored")
-            seen[e[2]] = e[3]
-        with bulk(len(envelopes)):
-            data = json.dumps([e[2:8] for e in envelopes], separators=(",", ":"))
-        hlcs = list(map(_HLC, envelopes))
-        row = (r, min(hlcs), max(hlcs), len(envelopes), data)
+        seen = check_fresh(top, envelopes)
+        if isinstance(seen, str):
+            raise StoreError(f"{self.url}: append of {len(envelopes)} events failed, "
+                             f"nothing written: {seen} is already stored")
+        row = (r, *encode_rows(envelopes))
         db = self._conn()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -265,12 +253,10 @@ class SQLiteStore(Store):
                 for pos, data in db.execute(
                         "SELECT pos, data FROM cv_batches WHERE replica = ? AND lo <= ? "
                         "AND hi > ?", (r, h, h)).fetchall():
-                    items = json.loads(data)
-                    keep = [it for it in items if it[2] > h]
-                    n += len(items) - len(keep)
+                    keep, dropped = rows_above(data, h)
+                    n += dropped
                     db.execute("UPDATE cv_batches SET lo = ?, n = ?, data = ? WHERE pos = ?",
-                               (min(it[2] for it in keep), len(keep),
-                                json.dumps(keep, separators=(",", ":")), pos))
+                               (*encode_kept(keep), pos))
                 n += int(db.execute("SELECT coalesce(sum(n), 0) FROM cv_batches WHERE "
                                     "replica = ? AND hi <= ?", (r, h)).fetchone()[0])
                 db.execute("DELETE FROM cv_batches WHERE replica = ? AND hi <= ?", (r, h))

@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import ssl
 import time
 from collections import deque
@@ -46,7 +47,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._tasks import cancel_and_wait
-from ..envelope import Envelope, Limits, decode_batch, encode_batch, loads_bounded
+from ..envelope import (
+    MAX_PARTS,
+    Envelope,
+    Limits,
+    decode_batch_part,
+    encode_batch,
+    loads_bounded,
+)
 from ..errors import (
     BackpressureError,
     PolicyMismatchError,
@@ -75,6 +83,31 @@ __all__ = ["NatsTransport", "tls_context"]
 
 SNAPSHOT_FORMAT = "convergent-snapshot-offer/1"
 log = logging.getLogger("convergent.runtime")
+
+#: multi-message anti-entropy answers assembled at once, at most
+MAX_OPEN_ANSWERS = 64
+#: envelopes held by unfinished answers, at most (about 130 MB; past it the
+#: answers are applied as they are, and their later parts on arrival)
+MAX_ANSWER_EVENTS = 200_000
+
+
+class _Answer:
+    """The parts of one multi-message anti-entropy answer received so far."""
+
+    __slots__ = ("events", "n", "parts", "timer")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.parts: dict[int, list[Envelope]] = {}
+        self.events = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def envelopes(self) -> list[Envelope]:
+        """The parts in order: the answer's canonical order."""
+        out: list[Envelope] = []
+        for i in sorted(self.parts):
+            out.extend(self.parts[i])
+        return out
 
 
 def _durable_name(replica_id: str) -> str:
@@ -145,6 +178,8 @@ class NatsTransport(Transport):
         self._limits = limits
         self.inflight_grace = (min(sync_interval, 2.0) if inflight_grace is None
                                else inflight_grace)
+        #: seconds a multi-message anti-entropy answer may take to arrive whole
+        self.answer_timeout = max(1.0, min(sync_interval, 5.0))
         self.replica = None
         self.nc: Any = None
         self.js: Any = None
@@ -159,8 +194,14 @@ class NatsTransport(Transport):
         self.connected = False
         #: the latest problems (time, message), newest last
         self.errors: deque[tuple[float, str]] = deque(maxlen=100)
+        #: multi-message answers being assembled, by (signer, tag)
+        self._answers: dict[tuple[str | None, str], _Answer] = {}
+        #: answers applied before they were whole: their later parts go at once
+        self._cut: deque[tuple[str | None, str]] = deque(maxlen=MAX_OPEN_ANSWERS)
+        self._answer_tasks: set[asyncio.Task[None]] = set()
         self.counters = {"published": 0, "publish_retries": 0, "fetched": 0,
                          "sync_requests": 0, "sync_sent": 0, "direct_received": 0,
+                         "answers_received": 0, "answers_incomplete": 0,
                          "refused": 0, "reconnects": 0, "backpressure": 0,
                          "snapshots_sent": 0, "snapshots_installed": 0,
                          "unsigned_refused": 0, "task_restarts": 0}
@@ -338,6 +379,12 @@ class NatsTransport(Transport):
         self._closing = True
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        for ans in self._answers.values():  # not accepted: asked for again after a restart
+            if ans.timer is not None:
+                ans.timer.cancel()
+        self._answers.clear()
+        self._cut.clear()
+        await cancel_and_wait(list(self._answer_tasks))
         if self.nc is not None and self.connected and self.replica is not None:
             try:
                 await self.nc.publish(self.subject("sync"), self._sync_body())
@@ -407,27 +454,34 @@ class NatsTransport(Transport):
         of another machine or policy, or (on ``events.<origin>``) signed by
         someone else than its events' origin is refused loudly (counted and
         noted), never raised: failures are per message."""
+        return self._accept_part(data, source, origin, opened)[0]
+
+    def _accept_part(self, data: bytes, source: str, origin: str | None = None,
+                     opened: tuple[str | None, bytes] | None = None
+                     ) -> tuple[list[Envelope], tuple[str, int, int] | None]:
+        """``_accept``, and the message's part of a multi-message answer
+        (None: a whole one)."""
         replica = self._r()
         if opened is None:
             opened = self._unseal(data, source)
             if opened is None:
-                return []
+                return [], None
         signer, body = opened
         try:
-            machine, policy, envs = decode_batch(body, self.limits)
+            machine, policy, envs, part = decode_batch_part(body, self.limits)
         except ProtocolError as exc:
             self._count("refused")
             self._note_warning(f"refused a malformed {source} message: {exc}")
-            return []
+            return [], None
         except Exception as exc:  # nothing a peer sends may stop the consumer
             self._count("refused")
             self._note_warning(f"refused an undecodable {source} message: {exc!r}")
-            return []
+            return [], None
         if signer is not None and origin is not None and any(e[2] != signer for e in envs):
             self._count("unsigned_refused")
             self._note_warning(f"refused a {source} message signed by {signer!r} carrying events of "
                        "another origin")
-            return []
+            return [], None
         if machine != replica.machine.name or policy != replica.machine.policy_digest:
             self._count("refused")
             self._note_warning(str(PolicyMismatchError(
@@ -435,8 +489,8 @@ class NatsTransport(Transport):
                 f"{policy[:16]}..., this replica runs {replica.machine.name!r} policy "
                 f"{replica.machine.policy_digest[:16]}...",
                 expected=replica.machine.policy_digest, got=policy)))
-            return []
-        return envs
+            return [], None
+        return envs, part
 
     async def _commit(self, envs: list[Envelope]) -> None:
         replica = self._r()
@@ -610,10 +664,17 @@ class NatsTransport(Transport):
         missing = [e for e in replica.missing_for(version) if e[4] <= cutoff]
         if not missing:
             return
+        # one answer, in messages of max_events: numbered parts of one tag,
+        # so that the peer applies it as one batch (one receive: one repair
+        # at most), however many messages it takes
+        step = self.max_events
+        n = -(-len(missing) // step)
+        tag = secrets.token_hex(8)
         try:
-            for i in range(0, len(missing), self.max_events):
+            for k, i in enumerate(range(0, len(missing), step)):
                 await self.nc.publish(subject, self._seal(encode_batch(
-                    machine, policy, missing[i:i + self.max_events])))
+                    machine, policy, missing[i:i + step],
+                    part=(tag, k, n) if 1 < n <= MAX_PARTS else None)))
             self.counters["sync_sent"] += len(missing)
         except Exception as exc:
             self._note(f"sync answer to {peer}: {exc!r}")
@@ -634,8 +695,71 @@ class NatsTransport(Transport):
         if body.startswith(b'{"format":"' + SNAPSHOT_FORMAT.encode()):
             await self._on_snapshot(body)
             return
-        envs = self._accept(data, "anti-entropy", opened=opened)
+        envs, part = self._accept_part(data, "anti-entropy", opened=opened)
+        if not envs:
+            return  # refused (counted and noted), or empty
         self.counters["direct_received"] += len(envs)
+        if part is not None and part[2] > 1:
+            envs = self._assemble(opened[0], part, envs)
+            if not envs:
+                return  # more parts to come
+        self.counters["answers_received"] += 1
+        await self._apply_answer(envs)
+
+    def _assemble(self, signer: str | None, part: tuple[str, int, int],
+                  envs: list[Envelope]) -> list[Envelope]:
+        """Keep a part of a multi-message answer; the whole answer, in order,
+        once its last part is in (else []). Bounded: at most
+        ``MAX_OPEN_ANSWERS`` answers and ``MAX_ANSWER_EVENTS`` envelopes wait;
+        an answer not complete within ``answer_timeout`` is applied as it is
+        (what lacks dependencies waits in the replica's buffer, what was lost
+        comes with the next round)."""
+        tag, i, n = part
+        key = (signer, tag)
+        if key in self._cut:  # the rest of an answer applied before it was whole
+            return envs
+        ans = self._answers.get(key)
+        if ans is None:
+            if len(self._answers) >= MAX_OPEN_ANSWERS:
+                self._expire(next(iter(self._answers)))  # the oldest
+            ans = self._answers[key] = _Answer(n)
+            ans.timer = asyncio.get_running_loop().call_later(
+                self.answer_timeout, self._expire, key)
+        if n != ans.n or i in ans.parts:
+            self._count("refused")
+            self._note_warning(f"refused part {i} of {n} of anti-entropy answer {tag} (a "
+                               "duplicate, or another count of parts)")
+            return []
+        ans.parts[i] = envs
+        ans.events += len(envs)
+        if len(ans.parts) < ans.n:
+            if sum(a.events for a in self._answers.values()) > MAX_ANSWER_EVENTS:
+                self._expire(key)  # too much waiting: apply what came
+            return []
+        del self._answers[key]
+        if ans.timer is not None:
+            ans.timer.cancel()
+        return ans.envelopes()
+
+    def _expire(self, key: tuple[str | None, str]) -> None:
+        """Apply an incomplete answer as it is (a part was lost, or the
+        answers waiting are past their bounds)."""
+        ans = self._answers.pop(key, None)
+        if ans is None:
+            return
+        if ans.timer is not None:
+            ans.timer.cancel()
+        self._cut.append(key)
+        self.counters["answers_incomplete"] += 1
+        self._note(f"anti-entropy answer {key[1]}: {len(ans.parts)} of {ans.n} parts came; "
+                   "applying them")
+        task = asyncio.get_running_loop().create_task(self._apply_answer(ans.envelopes()))
+        self._answer_tasks.add(task)
+        task.add_done_callback(self._answer_tasks.discard)
+
+    async def _apply_answer(self, envs: list[Envelope]) -> None:
+        """One receive (and commit) for one anti-entropy answer; failures are
+        noted, never raised (the next round asks again)."""
         try:
             await self._commit(envs)
         except StoreError as exc:  # lost for now; the next sync round asks again
