@@ -366,6 +366,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps(rel.to_dict(), indent=2) if args.json else rel.render_text())
         return 0 if rel.ok else 1
     spec = target.spec() if isinstance(target, Registry) else target
+    from .collection import Collection
+    if Collection.declared_in(spec):      # a spec file with a collection: block
+        col_report = Collection.from_spec(spec).check()
+        print(col_report.to_json() if args.json else col_report.render_text())
+        return 0 if col_report.ok else 1
     _announce(spec, quiet=args.json)
     from .engine.check import check
     with _Progress(enabled=not args.json, name=spec.name) as progress:

@@ -17,6 +17,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..spec.registry import Registry
     target = _load_target(args.spec)
     spec = target.spec() if isinstance(target, Registry) else target
+    from ..collection import Collection
+    if Collection.declared_in(spec):      # a spec file with a collection: block
+        from .collection import cli_export
+        return cli_export(Collection.from_spec(spec), args)
     fmt = _format_for(args.output, args.format)  # bad names fail before the proof runs
     an = analyze(spec, scope=args.scope, strict=args.strict)
     if an.step is not None and not an.report.ok and not args.allow_unverified:

@@ -85,6 +85,9 @@ def loads_spec(text: str, filename: str = "<string>") -> MachineSpec:
         SpecError: every problem found, each located.
     """
     data = _parse(text, filename)
+    if isinstance(data, Mapping) and "collection" in data:
+        from .collection import read_collection   # a collection; the rest is its template
+        return read_collection(_Loader(filename, text), data)
     return _Loader(filename, text).machine(data)
 
 
