@@ -190,3 +190,21 @@ def test_unverified_and_binary(tmp_path: Path) -> None:
     good = region().build(method="compose")
     with pytest.raises(ExportError, match="json"):
         good.export(str(tmp_path / "m.cvm"))
+
+
+def test_cli_exports_a_machine_checked_by_components(tmp_path: Path) -> None:
+    from convergent.cli import main
+    from convergent.export import load_machine
+    spec = tmp_path / "big.yaml"
+    lines = ["machine: counters", "vars:"] + [f"  c{i}: {{int: [0, 3]}}" for i in range(16)]
+    lines += ["events:"] + [f'  inc{i}: {{apply: {{c{i}: "min(c{i} + 1, 3)"}}}}'
+                            for i in range(16)]
+    spec.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "big.json"
+    assert main(["export", str(spec), "-o", str(out)]) == 0
+    m = ComposedMachine.load(str(out))
+    assert m.size == 4**16 and len(m.components) == 16
+    assert m.decode(m.run(["inc3", "inc3", "inc15"]))["c3"] == 2
+    with pytest.raises(MachineFileError, match="ComposedMachine.load"):
+        load_machine(str(out))
+    assert main(["export", str(spec), "-o", str(tmp_path / "big.cvm")]) == 2

@@ -224,6 +224,9 @@ def load_machine(path: str | os.PathLike[str], *, verify: bool = True,
                 raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
                                        reason="truncated") from None
         doc = lite.parse_json(data)
+        if isinstance(doc, dict) and doc.get("format") == "convergent-composed":
+            raise MachineFileError("this file holds a machine checked by components: load it "
+                                   "with ComposedMachine.load(path)", reason="format")
         if lite.is_gsm(doc):
             from ._gsm import machine_from_gsm
             return machine_from_gsm(doc, allow_unverified=allow_unverified,
