@@ -124,11 +124,12 @@ class _MissingExtra(ConvergentError):
 
 # ------------------------------------------------------------------ targets
 
-def _load_target(target: str) -> Any:
+def _load_target(target: str, *, also: tuple[type, ...] = ()) -> Any:
     """A spec file, or ``package.module:attr`` / ``path/file.py:attr`` naming a
-    Registry / MachineSpec (or a zero-argument callable returning one)."""
+    Registry / MachineSpec (or a zero-argument callable returning one); a
+    command that draws or runs other objects names their types in ``also``."""
     if ":" in target and not os.path.exists(target):
-        return _load_python_target(target)
+        return _load_python_target(target, also)
     if not os.path.exists(target):
         raise ConvergentError(f"{target}: no such file")
     if target.endswith(".py"):
@@ -137,7 +138,7 @@ def _load_target(target: str) -> Any:
     return load_spec(target)
 
 
-def _load_python_target(target: str) -> Any:
+def _load_python_target(target: str, also: tuple[type, ...] = ()) -> Any:
     import importlib
     import importlib.util
 
@@ -177,13 +178,20 @@ def _load_python_target(target: str) -> Any:
         obj = getattr(module, attr)
     except AttributeError:
         raise ConvergentError(f"module {mod_name!r} has no attribute {attr!r}") from None
-    if not isinstance(obj, (Registry, MachineSpec)) and callable(obj) \
+    if not isinstance(obj, (Registry, MachineSpec, *also)) and callable(obj) \
             and not isinstance(obj, type):
-        obj = obj()
-    if isinstance(obj, (Registry, MachineSpec)) or _is_relational_schema(obj):
+        try:
+            obj = obj()
+        except ConvergentError:
+            raise
+        except Exception as exc:
+            raise ConvergentError(f"{target}: calling it (to get the object it returns) "
+                                  f"failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(obj, (Registry, MachineSpec, *also)) or _is_relational_schema(obj):
         return obj
-    raise ConvergentError(f"{target} is a {type(obj).__name__}, expected a Registry, "
-                          "a MachineSpec or a relational Schema")
+    kinds = ", ".join(["a Registry", "a MachineSpec", "a relational Schema"]
+                      + [f"a {t.__name__}" for t in also])
+    raise ConvergentError(f"{target} is a {type(obj).__name__}, expected {kinds}")
 
 
 def _python_file_without_attr(path: str) -> str:

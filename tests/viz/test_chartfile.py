@@ -130,3 +130,16 @@ def test_cli_machine_options_do_not_apply_to_charts(
 
 def test_errors_are_convergent_errors() -> None:
     assert issubclass(DiagramError, ConvergentError)
+
+
+def test_a_chart_named_in_python_is_drawn(tmp_path) -> None:
+    """``diagram module.py:factory`` draws a Chart a function returns; a
+    function that needs arguments is a clear error, not a traceback."""
+    from convergent.cli import main
+    out = tmp_path / "o.mmd"
+    chart = ROOT / "examples" / "order_saga" / "chart.py"
+    assert main(["diagram", f"{chart}:order_chart", "--format", "mermaid",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "stateDiagram-v2" in text and "placed" in text
+    assert main(["diagram", f"{chart}:request_payment"]) == 2

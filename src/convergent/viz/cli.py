@@ -40,9 +40,13 @@ def _diagram_bytes(args: argparse.Namespace, fmt: str) -> bytes:
         if file_kind(args.spec) == "statechart":
             return _statechart_bytes(args, fmt)
     from ..cli import _is_relational_schema, _load_target
+    from ..durable.chart import Chart
     from ..spec.registry import Registry
     from .select import graph_for_spec, render, schema_graph_for
-    target = _load_target(args.spec)
+    target = _load_target(args.spec, also=(Chart,))
+    if isinstance(target, Chart):
+        from .statechart import statechart_graph
+        return render(statechart_graph(target), fmt)
     if _is_relational_schema(target):
         return render(schema_graph_for(target), fmt)
     spec = target.spec() if isinstance(target, Registry) else target
