@@ -16,6 +16,10 @@ entity cache; eventsourcing aggregates held in a dict), so the figures
 compare writing, not rebuilding. convergent writes per transition: the
 event row, the head, the audit row (hash chain) and, here, no outbox row;
 SQLite runs in WAL mode with synchronous=FULL unless --sync says otherwise.
+
+The two sides run in the same process, alternating round by round (which
+side goes first alternates too), and each figure is the median of its
+rounds: on a shared machine, load from other work falls on both alike.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import functools
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -49,58 +54,87 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:>10,.0f} ev/s"
 
 
-# ---------------------------------------------------------------- convergent
+
+# ---------------------------------------------------------------- the two sides
+#
+# Each side is a set of "workloads": callables that run one round of a
+# measure and return how many events they wrote. Rounds of the two sides
+# alternate, so load from other work on the machine falls on both alike;
+# each figure is the median over the rounds.
 
 
-def ours(url: Callable[[], str], sync: str, n_one: int, n_batch: int, entities: int,
-         spread: int, long: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-
-    def service(**kw: Any) -> EntityService:
-        return EntityService(chart(), open_store(url(), synchronous=sync), **kw)
-
-    svc = service(snapshot_every=0)
-    svc.create("one", actor=ACTOR)
-    t = time.perf_counter()
-    for _ in range(n_one):
-        svc.send("one", "tick", actor=ACTOR)
-    out["one entity, 1/tx"] = n_one / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for _ in range(n_batch // 1000):
-        svc.send_batch([("one", "tick", None)] * 1000, actor=ACTOR)
-    out["one entity, 1000/tx"] = n_batch / (time.perf_counter() - t)
-    svc.store.close()
-
-    svc = service(snapshot_every=0, cache_size=entities)
-    ids = [f"e{i}" for i in range(entities)]
-    for i in range(0, entities, 1000):
-        svc.send_batch([(e, "$create", {}) for e in ids[i:i + 1000]], actor=ACTOR)
-    rng = random.Random(1)
-    t = time.perf_counter()
-    for _ in range(spread):
-        svc.send(rng.choice(ids), "tick", actor=ACTOR)
-    out[f"{entities:,} entities, 1/tx"] = spread / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for _ in range(spread * 10 // 1000):
-        svc.send_batch([(rng.choice(ids), "tick", None) for _ in range(1000)], actor=ACTOR)
-    out[f"{entities:,} entities, 1000/tx"] = spread * 10 / (time.perf_counter() - t)
-    svc.store.close()
-
-    for every, label in ((0, "no snapshots"), (1000, "snapshot every 1000")):
-        svc = service(snapshot_every=every, cache_size=0)
-        name = f"long{every}"
-        svc.create(name, actor=ACTOR)
-        for _ in range(long // 1000):
-            svc.send_batch([(name, "tick", None)] * 1000, actor=ACTOR)
-        t = time.perf_counter()
-        e = svc.load(name)
-        out[f"load {long:,} events, {label} (s)"] = time.perf_counter() - t
-        assert e.config.vars["n"] == min(long, 999_999)
-        svc.store.close()
-    return out
+Workload = Callable[[], int]
 
 
-# ---------------------------------------------------------------- eventsourcing
+class Ours:
+    """convergent: one service per measure, entities created up front."""
+
+    def __init__(self, url: Callable[[], str], sync: str, per_round: dict[str, int],
+                 entities: int, long: int) -> None:
+        self.stores: list[Any] = []
+        self.per_round = per_round
+        self.one = self._service(url, sync, snapshot_every=0)
+        self.one.create("one", actor=ACTOR)
+        self.many = self._service(url, sync, snapshot_every=0, cache_size=entities)
+        self.ids = [f"e{i}" for i in range(entities)]
+        for i in range(0, entities, 1000):
+            self.many.send_batch([(e, "$create", {}) for e in self.ids[i:i + 1000]],
+                                 actor=ACTOR)
+        self.rng = random.Random(1)
+        self.long = long
+        self.loaders: dict[str, EntityService] = {}
+        for every, label in ((0, "no snapshots"), (1000, "snapshot every 1000")):
+            svc = self._service(url, sync, snapshot_every=every, cache_size=0)
+            svc.create("long", actor=ACTOR)
+            for _ in range(long // 1000):
+                svc.send_batch([("long", "tick", None)] * 1000, actor=ACTOR)
+            self.loaders[label] = svc
+
+    def _service(self, url: Callable[[], str], sync: str, **kw: Any) -> EntityService:
+        store = open_store(url(), synchronous=sync)
+        self.stores.append(store)
+        return EntityService(chart(), store, **kw)
+
+    def workloads(self, entities: int) -> dict[str, Workload]:
+        n = self.per_round
+
+        def one_1() -> int:
+            for _ in range(n["one"]):
+                self.one.send("one", "tick", actor=ACTOR)
+            return n["one"]
+
+        def one_1000() -> int:
+            for _ in range(n["batch"] // 1000):
+                self.one.send_batch([("one", "tick", None)] * 1000, actor=ACTOR)
+            return n["batch"]
+
+        def many_1() -> int:
+            for _ in range(n["spread"]):
+                self.many.send(self.rng.choice(self.ids), "tick", actor=ACTOR)
+            return n["spread"]
+
+        def many_1000() -> int:
+            for _ in range(n["batch"] // 1000):
+                self.many.send_batch([(self.rng.choice(self.ids), "tick", None)
+                                      for _ in range(1000)], actor=ACTOR)
+            return n["batch"]
+
+        out: dict[str, Workload] = {
+            "one entity, 1/tx": one_1, "one entity, 1000/tx": one_1000,
+            f"{entities:,} entities, 1/tx": many_1, f"{entities:,} entities, 1000/tx": many_1000}
+        for label, svc in self.loaders.items():
+            out[f"load {self.long:,} events, {label} (s)"] = functools.partial(
+                self._load, svc)
+        return out
+
+    def _load(self, svc: EntityService) -> int:
+        e = svc.load("long")
+        assert e.config.vars["n"] == min(self.long, 999_999)
+        return 1
+
+    def close(self) -> None:
+        for s in self.stores:
+            s.close()
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,60 +158,124 @@ def _es_classes() -> tuple[Any, Any]:
     return Counter, Counters
 
 
-def theirs(env: Callable[[], dict[str, str]], n_one: int, n_batch: int, entities: int,
-           spread: int, long: int) -> dict[str, float]:
-    Counter, Counters = _es_classes()
-    out: dict[str, float] = {}
-    app = Counters(env=env())
-    c = Counter()
-    app.save(c)
-    t = time.perf_counter()
-    for _ in range(n_one):
-        c.tick()
-        app.save(c)
-    out["one entity, 1/tx"] = n_one / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for _ in range(n_batch // 1000):
-        for _ in range(1000):
-            c.tick()
-        app.save(c)
-    out["one entity, 1000/tx"] = n_batch / (time.perf_counter() - t)
+class Theirs:
+    """eventsourcing: aggregates kept in memory between saves (as our cache)."""
 
-    aggs = [Counter() for _ in range(entities)]
-    for i in range(0, entities, 1000):
-        app.save(*aggs[i:i + 1000])
-    rng = random.Random(1)
-    t = time.perf_counter()
-    for _ in range(spread):
-        a = rng.choice(aggs)
-        a.tick()
-        app.save(a)
-    out[f"{entities:,} entities, 1/tx"] = spread / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for _ in range(spread * 10 // 1000):
-        touched = {}
-        for _ in range(1000):
-            a = rng.choice(aggs)
-            a.tick()
-            touched[a.id] = a
-        app.save(*touched.values())
-    out[f"{entities:,} entities, 1000/tx"] = spread * 10 / (time.perf_counter() - t)
+    def __init__(self, env: Callable[[], dict[str, str]], per_round: dict[str, int],
+                 entities: int, long: int) -> None:
+        Counter, Counters = _es_classes()
+        self.per_round = per_round
+        self.app = Counters(env=env())
+        self.c = Counter()
+        self.app.save(self.c)
+        self.aggs = [Counter() for _ in range(entities)]
+        for i in range(0, entities, 1000):
+            self.app.save(*self.aggs[i:i + 1000])
+        self.rng = random.Random(1)
+        self.long = long
+        self.plain = Counters(env=env())
+        self.snapped = Counters(env=env())
+        self.long_ids = []
+        for app in (self.plain, self.snapped):
+            agg = Counter()
+            app.save(agg)
+            for _ in range(long // 1000):
+                for _ in range(1000):
+                    agg.tick()
+                app.save(agg)
+            self.long_ids.append(agg.id)
+        self.snapped.take_snapshot(self.long_ids[1])
 
-    long_agg = Counter()
-    app.save(long_agg)
-    for _ in range(long // 1000):
-        for _ in range(1000):
-            long_agg.tick()
-        app.save(long_agg)
-    t = time.perf_counter()
-    got = app.repository.get(long_agg.id)
-    out[f"load {long:,} events, no snapshots (s)"] = time.perf_counter() - t
-    assert got.n == long
-    app.take_snapshot(long_agg.id)
-    t = time.perf_counter()
-    app.repository.get(long_agg.id)
-    out[f"load {long:,} events, snapshot every 1000 (s)"] = time.perf_counter() - t
-    return out
+    def workloads(self, entities: int) -> dict[str, Workload]:
+        n, app = self.per_round, self.app
+
+        def one_1() -> int:
+            for _ in range(n["one"]):
+                self.c.tick()
+                app.save(self.c)
+            return n["one"]
+
+        def one_1000() -> int:
+            for _ in range(n["batch"] // 1000):
+                for _ in range(1000):
+                    self.c.tick()
+                app.save(self.c)
+            return n["batch"]
+
+        def many_1() -> int:
+            for _ in range(n["spread"]):
+                a = self.rng.choice(self.aggs)
+                a.tick()
+                app.save(a)
+            return n["spread"]
+
+        def many_1000() -> int:
+            for _ in range(n["batch"] // 1000):
+                touched = {}
+                for _ in range(1000):
+                    a = self.rng.choice(self.aggs)
+                    a.tick()
+                    touched[a.id] = a
+                app.save(*touched.values())
+            return n["batch"]
+
+        def load(app: Any, agg_id: Any) -> int:
+            assert app.repository.get(agg_id).n == self.long
+            return 1
+
+        return {"one entity, 1/tx": one_1, "one entity, 1000/tx": one_1000,
+                f"{entities:,} entities, 1/tx": many_1,
+                f"{entities:,} entities, 1000/tx": many_1000,
+                f"load {self.long:,} events, no snapshots (s)":
+                    functools.partial(load, self.plain, self.long_ids[0]),
+                f"load {self.long:,} events, snapshot every 1000 (s)":
+                    functools.partial(load, self.snapped, self.long_ids[1])}
+
+    def close(self) -> None:
+        for app in (self.app, self.plain, self.snapped):
+            app.close()
+
+
+def measure(mine: dict[str, Workload], other: dict[str, Workload] | None,
+            rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median per-round figures: events/s, or seconds for ``(s)`` measures.
+    The sides alternate round by round (and which goes first alternates)."""
+    ours: dict[str, list[float]] = {k: [] for k in mine}
+    theirs: dict[str, list[float]] = {k: [] for k in mine}
+    for r in range(rounds):
+        for name, work in mine.items():
+            sides = [("ours", work)]
+            if other is not None and name in other:
+                sides.append(("theirs", other[name]))
+            if r % 2:
+                sides.reverse()
+            for side, w in sides:
+                t = time.perf_counter()
+                count = w()
+                dt = time.perf_counter() - t
+                (ours if side == "ours" else theirs)[name].append(
+                    dt if name.endswith("(s)") else count / dt)
+    return ({k: statistics.median(v) for k, v in ours.items()},
+            {k: statistics.median(v) for k, v in theirs.items() if v})
+
+
+def run(db: str, url: Callable[[], str], env: Callable[[], dict[str, str]], sync: str,
+        per_round: dict[str, int], entities: int, long: int, rounds: int) -> None:
+    mine = Ours(url, sync, per_round, entities, long)
+    other: Theirs | str
+    try:
+        other = Theirs(env, per_round, entities, long)
+    except ImportError as exc:
+        other = f"eventsourcing not installed ({exc}); pip install eventsourcing"
+    try:
+        a, b = measure(mine.workloads(entities),
+                       other.workloads(entities) if isinstance(other, Theirs) else None,
+                       rounds)
+        report(db, a, b if isinstance(other, Theirs) else other)
+    finally:
+        mine.close()
+        if isinstance(other, Theirs):
+            other.close()
 
 
 def main() -> int:
@@ -186,13 +284,16 @@ def main() -> int:
                    "(a scratch database per run is created and dropped)")
     p.add_argument("--sync", default="full", help="SQLite synchronous (default: full)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
     p.add_argument("--no-sqlite", action="store_true", help="only the PostgreSQL runs")
     args = p.parse_args()
     scale = 0.2 if args.quick else 1.0
-    n_one, n_batch = int(2000 * scale), int(20_000 * scale) // 1000 * 1000
-    entities, spread, long = 10_000, int(2000 * scale), int(100_000 * scale)
+    per_round = {"one": max(20, int(400 * scale)), "spread": max(20, int(400 * scale)),
+                 "batch": max(1000, int(10_000 * scale) // 1000 * 1000)}
+    entities, long = 10_000, int(100_000 * scale)
     print(f"# bench_durable {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+          f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds "
+          "(median), sides alternating")
     tmp = tempfile.mkdtemp(prefix="bench-durable-")
     try:
         def sqlite_url() -> str:
@@ -204,8 +305,8 @@ def main() -> int:
                     "IS_SNAPSHOTTING_ENABLED": "y"}
 
         if not args.no_sqlite:
-            report("SQLite", ours(sqlite_url, args.sync, n_one, n_batch, entities, spread, long),
-                   _try(lambda: theirs(sqlite_env, n_one, n_batch, entities, spread, long)))
+            run("SQLite", sqlite_url, sqlite_env, args.sync, per_round, entities, long,
+                args.rounds)
         if args.postgres:
             from urllib.parse import urlsplit
 
@@ -231,9 +332,8 @@ def main() -> int:
                         "POSTGRES_PASSWORD": u.password or "", "IS_SNAPSHOTTING_ENABLED": "y"}
 
             try:
-                report("PostgreSQL", ours(pg_url, args.sync, n_one, n_batch, entities, spread,
-                                          long),
-                       _try(lambda: theirs(pg_env, n_one, n_batch, entities, spread, long)))
+                run("PostgreSQL", pg_url, pg_env, args.sync, per_round, entities, long,
+                    args.rounds)
             finally:
                 with psycopg.connect(args.postgres, autocommit=True) as db:
                     for name in made:
@@ -241,13 +341,6 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
-
-
-def _try(f: Callable[[], dict[str, float]]) -> dict[str, float] | str:
-    try:
-        return f()
-    except ImportError as exc:
-        return f"eventsourcing not installed ({exc}); pip install eventsourcing"
 
 
 def report(db: str, mine: dict[str, float], other: dict[str, float] | str) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from convergent.durable import (
     Actor,
+    AsyncEntityService,
     Dispatcher,
     EntityService,
     JsonLog,
@@ -103,23 +104,24 @@ class Saga:
         self.ledgers.seen.add(m.key)
 
     async def run(self, count: int) -> dict[str, Any]:
-        for i in range(count):
-            oid = f"order-{i}"
-            if not self.orders.exists(oid):
-                await asyncio.to_thread(self.orders.create, oid, actor=CUSTOMER,
+        # the awaited facade: the event loop stays free for the dispatcher
+        async with AsyncEntityService(self.orders) as orders:
+            for i in range(count):
+                oid = f"order-{i}"
+                if not await orders.exists(oid):
+                    await orders.create(oid, actor=CUSTOMER,
                                         extra={"amount": 100 + i, "card": f"4111-{i:04d}"},
                                         request_key=f"create:{oid}")
-            await asyncio.to_thread(self.orders.send, oid, "submit", actor=CUSTOMER,
-                                    request_key=f"submit:{oid}")
-        stop = asyncio.Event()
-        task = asyncio.create_task(self.dispatcher.run(stop, interval=0.01))
-        for _ in range(2000):
-            states = [self.orders.load(f"order-{i}").leaves for i in range(count)]
-            if all(s[0] in ("completed", "cancelled") for s in states):
-                break
-            await asyncio.sleep(0.01)
-        stop.set()
-        await task
+                await orders.send(oid, "submit", actor=CUSTOMER, request_key=f"submit:{oid}")
+            stop = asyncio.Event()
+            task = asyncio.create_task(self.dispatcher.run(stop, interval=0.01))
+            for _ in range(2000):
+                states = [(await orders.load(f"order-{i}")).leaves for i in range(count)]
+                if all(s[0] in ("completed", "cancelled") for s in states):
+                    break
+                await asyncio.sleep(0.01)
+            stop.set()
+            await task
         return self.summary(count)
 
     def summary(self, count: int) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
-from convergent.durable import Chart, Statechart, assign, emit
+from convergent.durable import ActionContext, Chart, Statechart, assign, call, emit
 
 
 def order_chart(version: int = 1) -> Chart:
@@ -47,4 +48,17 @@ def order_chart(version: int = 1) -> Chart:
     c.on("fulfilment", "done.fulfilment", "done")
     c.after("paying", timedelta(minutes=30), "abandoned")
     c.independent("pack", "invoice")
+    return c.build()
+
+
+def ticker(action: Callable[[ActionContext], None] | None = None) -> Chart:
+    """A counter whose ``tick`` adds one to ``n`` (and runs ``action``, when
+    given, as a ``call``: tests use it to act in the middle of a write)."""
+    c = Statechart("counter")
+    c.int("n", 0, 100_000)
+    c.state("on")
+    actions = [assign(n="n + 1")]
+    if action is not None:
+        actions.append(call(action, name="probe"))
+    c.on("on", "tick", None, actions=actions)
     return c.build()

@@ -6,14 +6,15 @@ import convergent.durable as durable
 from convergent.durable.cli import main as cli_main
 
 EXPECTED = [
-    "NEUTRAL", "SYSTEM", "ActionContext", "Actor", "AuditError", "AuditRecord", "Chart",
-    "ChartError", "ConcurrencyError", "Config", "Dispatcher", "Divergence", "DurableError",
-    "DurableStoreError", "EffectError", "Entity", "EntityService", "EntityStore", "Envelope",
-    "EnvelopePolicy", "EnvelopeRejected", "GuardContext", "JsonLog", "NotAuthorized",
-    "Observer", "OtelTracing", "OutboxMessage", "PrometheusMetrics", "Result", "Shadow",
-    "Statechart", "Step", "Transition", "TransitionRecord", "UnknownEventError", "assign",
-    "call", "check_upgrade", "emit", "load_chart", "loads_chart", "nats_publisher",
-    "open_store", "to_mermaid", "to_registry", "verify", "verify_audit",
+    "NEUTRAL", "SYSTEM", "ActionContext", "Actor", "AsyncEntityService", "AuditError",
+    "AuditRecord", "Chart", "ChartError", "ConcurrencyError", "Config", "Dispatcher",
+    "Divergence", "DurableError", "DurableStoreError", "EffectError", "Entity",
+    "EntityService", "EntityStore", "Envelope", "EnvelopePolicy", "EnvelopeRejected",
+    "GuardContext", "JsonLog", "NotAuthorized", "Observer", "OtelTracing", "OutboxMessage",
+    "PrometheusMetrics", "ReplayError", "Result", "Shadow", "Statechart", "Step", "Transition",
+    "TransitionRecord", "UnknownEventError", "assign", "call", "check_upgrade", "emit",
+    "load_chart", "loads_chart", "nats_publisher", "open_store", "to_mermaid", "to_registry",
+    "verify", "verify_audit",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -87,3 +88,57 @@ def test_sqlite_kill_at_random_moments(tmp_path: Path) -> None:
         proc.wait(60)
     assert run_child(db, n).returncode == 0
     check_exactly_once(db, n)
+
+
+def to_old_heads_layout(db: str) -> None:
+    """Turn a database back into the layout before step 0002 (dz_heads a
+    rowid table, the step not recorded), keeping its rows."""
+    con = sqlite3.connect(db)
+    con.executescript("""
+        BEGIN;
+        CREATE TABLE dz_heads_old (
+             kind TEXT NOT NULL, entity TEXT NOT NULL, version BIGINT NOT NULL,
+             leaves TEXT NOT NULL, since TEXT NOT NULL, chart_version BIGINT NOT NULL,
+             done INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+             PRIMARY KEY (kind, entity));
+        INSERT INTO dz_heads_old SELECT * FROM dz_heads;
+        DROP TABLE dz_heads;
+        ALTER TABLE dz_heads_old RENAME TO dz_heads;
+        DELETE FROM dz_migrations WHERE name = '0002_heads_clustered';
+        COMMIT;""")
+    con.close()
+
+
+def heads_layout(db: str) -> str:
+    con = sqlite3.connect(db)
+    try:
+        return str(con.execute("SELECT sql FROM sqlite_master WHERE name = 'dz_heads'")
+                   .fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_the_heads_migration_keeps_every_row(tmp_path: Path) -> None:
+    db = str(tmp_path / "old.db")
+    assert run_child(db, 3).returncode == 0
+    to_old_heads_layout(db)
+    assert "WITHOUT ROWID" not in heads_layout(db)
+    check_exactly_once(db, 3)  # opening the store migrates, then everything checks
+    assert "WITHOUT ROWID" in heads_layout(db)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", range(1, 9))
+def test_kill_during_the_heads_migration(tmp_path: Path, kill_after: int) -> None:
+    """kill -9 at each statement of opening an old-layout database (the
+    migration is one transaction): afterwards it migrates once and holds
+    every event exactly once."""
+    db = str(tmp_path / "old.db")
+    assert run_child(db, 2).returncode == 0
+    to_old_heads_layout(db)
+    first = run_child(db, 4, kill_after)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    done = run_child(db, 4)
+    assert done.returncode == 0, done.stderr
+    check_exactly_once(db, 4)
+    assert "WITHOUT ROWID" in heads_layout(db)

@@ -153,14 +153,14 @@ def test_a_keyed_chain_detects_a_recomputed_forgery(tmp_path: Path) -> None:
     prev = ""
     stmts = []
     for r in rows:
-        fields = list(r[:12])
+        fields = list(r[1:13])  # after the chain column
         if fields[0] == 2:
             fields[5] = "mallory"
         h = row_hash(prev, tuple(fields), None)
         stmts.append(f"UPDATE dz_audit SET actor = '{fields[5]}', prev = '{prev}', "
                      f"hash = '{h}' WHERE seq = {fields[0]}")
         prev = h
-    stmts.append(f"UPDATE dz_audit_head SET hash = '{prev}'")
+    stmts.append(f"UPDATE dz_audit_heads SET hash = '{prev}' WHERE chain = 'order'")
     _tamper(db, *stmts)
     store = open_store(db)
     assert verify_audit(store) == []          # unkeyed: the forgery is consistent

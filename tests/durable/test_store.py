@@ -243,3 +243,45 @@ def test_a_refused_batch_item_rolls_back_the_batch_but_is_audited(
     with store.tx() as tx:
         assert [r[0] for r in tx.all("SELECT outcome FROM dz_audit ORDER BY seq")] == \
             ["created", "rejected"]
+
+
+@pytest.mark.server
+def test_a_postgres_deadlock_is_a_conflict_and_the_connection_survives(
+        postgres_url: str) -> None:
+    """Two transactions lock two rows in opposite orders: PostgreSQL aborts
+    one. The store classes that as a conflict (the service turns it into
+    ConcurrencyError or a retry), not a unique violation, and keeps the
+    loser's connection usable."""
+    from convergent.durable import open_store
+
+    from .conftest import _fresh_pg
+    url = _fresh_pg(postgres_url)
+    a, b = open_store(url), open_store(url)
+    with a.tx() as tx:
+        tx.q("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL)")
+        tx.q("INSERT INTO t VALUES (1, 0), (2, 0)")
+    both_locked = threading.Barrier(2)
+    lost: list[tuple[EntityStore, DurableStoreError]] = []
+
+    def worker(store: EntityStore, first: int, second: int) -> None:
+        try:
+            with store.tx() as tx:
+                tx.q("UPDATE t SET v = v + 1 WHERE id = ?", (first,))
+                both_locked.wait(10)
+                tx.q("UPDATE t SET v = v + 1 WHERE id = ?", (second,))
+        except DurableStoreError as exc:
+            lost.append((store, exc))
+
+    threads = [threading.Thread(target=worker, args=(a, 1, 2)),
+               threading.Thread(target=worker, args=(b, 2, 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(lost) == 1
+    store, exc = lost[0]
+    assert store.conflict(exc) and not store.unique_violation(exc)
+    with store.tx() as tx:  # the same connection, still usable
+        assert tx.one("SELECT sum(v) FROM t")[0] == 2
+    a.close()
+    b.close()

@@ -14,6 +14,7 @@ hash-chained audit log, and metrics/traces/logs.
 from __future__ import annotations
 
 from ._semantics import Config, Step
+from .aio import AsyncEntityService
 from .audit import AuditRecord, verify_audit
 from .chart import (
     ActionContext,
@@ -36,6 +37,7 @@ from .errors import (
     EffectError,
     EnvelopeRejected,
     NotAuthorized,
+    ReplayError,
     UnknownEventError,
 )
 from .loader import load_chart, loads_chart
@@ -52,6 +54,7 @@ __all__ = [
     "SYSTEM",
     "ActionContext",
     "Actor",
+    "AsyncEntityService",
     "AuditError",
     "AuditRecord",
     "Chart",
@@ -76,6 +79,7 @@ __all__ = [
     "OtelTracing",
     "OutboxMessage",
     "PrometheusMetrics",
+    "ReplayError",
     "Result",
     "Shadow",
     "Statechart",

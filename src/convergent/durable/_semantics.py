@@ -76,8 +76,13 @@ class Config:
         return active_states(chart, self.memory)
 
     def leaves(self, chart: Chart) -> list[str]:
-        return [s for s in self.active(chart)
-                if chart.states[s].kind in ("atomic", "final")]
+        key = ("leaves", tuple(self.memory.items()))
+        got = chart.memo.get(key)
+        if got is None:
+            got = tuple(s for s in self.active(chart)
+                        if chart.states[s].kind in ("atomic", "final"))
+            _memo_put(chart, key, got)
+        return list(got)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ class Step:
 
 def active_states(chart: Chart, memory: Mapping[str, str]) -> list[str]:
     """The active states in document order (ROOT excluded)."""
-    key = ("active", tuple(sorted(memory.items())))
+    key = ("active", tuple(memory.items()))  # insertion order: equal maps may take two slots
     got = chart.memo.get(key)
     if got is None:
         if len(chart.memo) > MEMO_LIMIT:
@@ -421,6 +426,10 @@ def step(chart: Chart, config: Config, event: str, *, payload: Mapping[str, Any]
 
     ``oracle`` (for ``verify``) decides opaque guards instead of running
     them, and makes the step skip ``emit``/``call`` actions: the finite part."""
+    if oracle is None:
+        planned = _planned(chart, config, event)
+        if planned is not None:
+            return planned
     run = _Run(chart, config, dict(payload or {}), actor, entity, extra_limit, oracle)
     ts = run.select(event)
     if not ts:
@@ -428,7 +437,126 @@ def step(chart: Chart, config: Config, event: str, *, payload: Mapping[str, Any]
     before = len(run.entered)
     run.microstep(ts)
     _drain(run, run.done_events(run.entered[before:]))
-    return _finish(run, run.entered)
+    got = _finish(run, run.entered)
+    if oracle is None:
+        _learn(chart, config, event, got)
+    return got
+
+
+# ---------------------------------------------------------------- step plans
+#
+# Most steps of a running entity repeat: the same configuration, the same
+# event, the same guard outcomes. When everything a step consults is finite —
+# the candidate transitions' guards are spec-language predicates over vars,
+# and every action it runs is an ``assign`` or an ``emit`` of a constant body,
+# and no ``done.*`` event follows — its structure (transitions fired, states
+# exited and entered, the new memory, timers) is a function of (memory,
+# event, guard outcomes). The first such step is run in full and its
+# structure kept as a plan; later ones evaluate the guards, look the plan up
+# and run only its assignments. Anything else (opaque guards, ``call``
+# actions, computed bodies, completion events) always takes the full path.
+# ``extra`` is carried over untouched: nothing a plan runs can read or change it.
+
+_MISS = object()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    memory: Mapping[str, str]
+    actions: tuple[Any, ...]
+    fired: tuple[Transition, ...]
+    exited: tuple[str, ...]
+    entered: tuple[str, ...]
+    armed: tuple[Transition, ...]
+    cancelled: tuple[str, ...]
+    done: bool
+
+
+def _memo_put(chart: Chart, key: Any, value: Any) -> None:
+    if len(chart.memo) > MEMO_LIMIT:
+        chart.memo.clear()
+    chart.memo[key] = value
+
+
+def _candidates(chart: Chart, mem_key: tuple[tuple[str, str], ...], memory: Mapping[str, str],
+                event: str) -> tuple[Transition, ...] | None:
+    """Every transition selection could consult for ``event`` here, if all
+    their guards are predicates (None: an opaque guard; no plan)."""
+    key = ("cand", mem_key, event)
+    got = chart.memo.get(key, _MISS)
+    if got is _MISS:
+        ts: list[Transition] = []
+        for leaf in active_states(chart, memory):
+            if chart.states[leaf].kind not in ("atomic", "final"):
+                continue
+            for s in (leaf, *chart.ancestors(leaf)):
+                if s == ROOT:
+                    break
+                ts.extend(chart.by_source.get((s, event), ()))
+        plannable = all(t.guard is None or t.guard.predicate is not None for t in ts)
+        unique: dict[int, Transition] = {}
+        for t in ts:
+            unique.setdefault(id(t), t)  # transitions are unhashable; identity is enough
+        got = tuple(unique.values()) if plannable else None
+        _memo_put(chart, key, got)
+    return got
+
+
+def _plan_key(chart: Chart, config: Config, event: str) -> tuple[Any, ...] | None:
+    mem_key = tuple(config.memory.items())
+    cands = _candidates(chart, mem_key, config.memory, event)
+    if cands is None:
+        return None
+    try:
+        outcomes = tuple(bool(t.guard.predicate.expr.eval(config.vars))  # type: ignore[union-attr]
+                         for t in cands if t.guard is not None)
+    except Exception:
+        return None  # the full path reports the failing guard
+    return ("plan", mem_key, event, outcomes)
+
+
+def _planned(chart: Chart, config: Config, event: str) -> Step | None:
+    key = _plan_key(chart, config, event)
+    if key is None:
+        return None
+    plan = chart.memo.get(key)
+    if not isinstance(plan, _Plan):
+        return None
+    if not plan.fired:
+        return Step(config, (), (), (), (), (), (), False)
+    var_map = chart.var_map
+    vars_ = dict(config.vars)
+    commands: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for a in plan.actions:
+            if a.kind == "assign":
+                for name, value in a.assignment.evaluate(var_map, vars_).items():
+                    vars_[name] = _clamp(var_map[name], value)
+            else:
+                commands.append((a.topic, _json_copy(a.body or {}, a.topic)))
+    except Exception:
+        return None  # the full path reports the failing action
+    return Step(Config(plan.memory, vars_, config.extra), plan.fired, plan.exited,
+                plan.entered, tuple(commands), plan.armed, plan.cancelled, plan.done)
+
+
+def _learn(chart: Chart, config: Config, event: str, got: Step) -> None:
+    """Keep the structure of a full step as a plan, when it has one."""
+    key = _plan_key(chart, config, event)
+    if key is None or key in chart.memo:
+        return
+    if any(t.event != event for t in got.fired):
+        return  # a completion event ran: its guards were not in the key
+    if any(chart.states[s].kind == "final" and chart.states[s].parent != ROOT
+           for s in got.entered):
+        return
+    actions = (*(a for s in got.exited for a in chart.states[s].exit),
+               *(a for t in got.fired for a in t.actions),
+               *(a for s in got.entered for a in chart.states[s].entry))
+    if any(a.kind == "call" or (a.kind == "emit" and callable(a.body)) for a in actions):
+        return
+    _memo_put(chart, key, _Plan(got.config.memory, actions, got.fired, got.exited,
+                                got.entered, got.armed, got.cancelled, got.done))
 
 
 def _drain(run: _Run, queue: list[str]) -> None:

@@ -8,8 +8,9 @@ transaction is never written (deletes then only target timers armed by
 earlier transactions, so they run before inserts), and an entity's head is
 updated once, guarded by the version it had when the transaction first
 read it (a concurrent writer makes that guard miss: ``ConcurrencyError``).
-The audit chain's head row is read once (locked on PostgreSQL) and rows are
-hashed in memory in order.
+The audit rows join their kind's chain at flush: its head row is read
+(locked on PostgreSQL) and the rows are numbered and hashed in memory, in
+order.
 """
 
 from __future__ import annotations
@@ -20,9 +21,25 @@ from typing import Any
 
 from .audit import COLUMNS, AuditRecord, row_hash
 from .errors import ConcurrencyError
-from .store import Tx
+from .store import COPY_MIN_ROWS, Tx, dumps
 
 __all__ = ["Writes"]
+
+_EVENT_COLUMNS = ("entity", "version", "transition_id", "event", "payload", "actor", "meta",
+                  "from_leaves", "to_leaves", "chart_version", "recorded_at")
+
+# PostgreSQL: a batch's heads are copied into a session-private staging
+# table (emptied at commit) and applied by one UPDATE, each row still guarded
+# by the version it was read at
+_HEAD_IN_COLUMNS = ("version", "leaves", "since", "cv", "done", "at", "kind", "entity", "base")
+_PG_HEADS_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS dz_heads_in (version BIGINT, leaves TEXT, since TEXT, "
+    "cv BIGINT, done INTEGER, at DOUBLE PRECISION, kind TEXT, entity TEXT, base BIGINT) "
+    "ON COMMIT DELETE ROWS")
+_PG_HEADS_UPDATE = (
+    "UPDATE dz_heads AS h SET version = u.version, leaves = u.leaves, since = u.since, "
+    "chart_version = u.cv, done = u.done, updated_at = u.at FROM dz_heads_in AS u "
+    "WHERE h.kind = u.kind AND h.entity = u.entity AND h.version = u.base")
 
 
 @dataclass
@@ -39,10 +56,13 @@ class Writes:
     snapshots: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     requests: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
-    _chain: tuple[int, str] | None = None
+    _at: float = -1.0
+    _at_iso: str = ""
 
     def head(self, entity: str, base: int, row: tuple[Any, ...]) -> None:
-        """``row`` = (version, leaves, since, chart_version, done, updated_at);
+        """``row`` = (version, leaves, since (a dict, serialized on flush: an
+        entity's head is written once per transaction), chart_version, done,
+        updated_at);
         ``base`` is the version read before this transaction changed it (0: new)."""
         first = self.heads.get(entity)
         self.heads[entity] = (base if first is None else first[0], row)
@@ -57,35 +77,47 @@ class Writes:
         self.timer_adds[tid] = (tid, self.kind, entity, state, event, due)
 
     def append_audit(self, rec: AuditRecord, at: float) -> None:
-        if self._chain is None:
-            lock = " FOR UPDATE" if self.tx.dialect == "postgres" else ""
-            seq0, prev0 = self.tx.one(f"SELECT seq, hash FROM dz_audit_head WHERE id = 1{lock}")
-            self._chain = (int(seq0), str(prev0))
-        seq, prev = self._chain
-        seq += 1
-        fields = (seq, datetime.fromtimestamp(at, UTC).isoformat(), rec.kind, rec.entity,
-                  rec.transition_id, rec.actor, rec.event, rec.from_state, rec.to_state,
-                  rec.trace_id, rec.outcome, rec.reason)
-        h = row_hash(prev, fields, self.audit_key)
-        self.audit.append((*fields, prev, h))
-        self._chain = (seq, h)
+        self.audit_row(rec.entity, rec.transition_id, rec.actor, rec.event, rec.from_state,
+                       rec.to_state, rec.trace_id, rec.outcome, rec.reason, at,
+                       kind=rec.kind)
+
+    def audit_row(self, entity: str, transition_id: str, actor: str, event: str,
+                  from_state: str, to_state: str, trace_id: str, outcome: str, reason: str,
+                  at: float, *, kind: str | None = None) -> None:
+        """Queue one audit row of this kind's chain; ``flush`` numbers and
+        hashes the queue in order (the chain head is locked only then)."""
+        if at != self._at:
+            self._at, self._at_iso = at, datetime.fromtimestamp(at, UTC).isoformat()
+        self.audit.append((self._at_iso, self.kind if kind is None else kind, entity,
+                           transition_id, actor, event, from_state, to_state, trace_id,
+                           outcome, reason))
 
     def flush(self) -> None:
         tx = self.tx
-        tx.many(f"INSERT INTO {self.table} (entity, version, transition_id, event, payload, "
-                f"actor, meta, from_leaves, to_leaves, chart_version, recorded_at) VALUES "
-                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.events)
-        new = [(self.kind, e, *row) for e, (base, row) in self.heads.items() if base == 0]
+        pg = tx.dialect == "postgres"
+        # PostgreSQL: rows locked in (entity, version) order, the same in every
+        # writer, so two batches over the same entities queue instead of
+        # deadlocking (SQLite writers never interleave: BEGIN IMMEDIATE)
+        tx.insert(self.table, _EVENT_COLUMNS, sorted(self.events) if pg else self.events)
+        heads = {e: (base, (row[0], row[1], dumps(row[2]), *row[3:]))
+                 for e, (base, row) in (sorted(self.heads.items()) if pg
+                                        else self.heads.items())}
+        new = [(self.kind, e, *row) for e, (base, row) in heads.items() if base == 0]
         tx.many("INSERT INTO dz_heads (kind, entity, version, leaves, since, chart_version, "
                 "done, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)
-        updates = [(*row, self.kind, e, base) for e, (base, row) in self.heads.items()
+        updates = [(*row, self.kind, e, base) for e, (base, row) in heads.items()
                    if base != 0]
         if updates:
             # each row is guarded by the version read first; the total says
             # whether every guard held (both drivers sum rowcount over executemany)
-            cur = tx.many("UPDATE dz_heads SET version = ?, leaves = ?, since = ?, "
-                          "chart_version = ?, done = ?, updated_at = ? WHERE kind = ? AND "
-                          "entity = ? AND version = ?", updates)
+            if tx.dialect == "postgres" and len(updates) >= COPY_MIN_ROWS:
+                tx.q(_PG_HEADS_STAGE)
+                tx.insert("dz_heads_in", _HEAD_IN_COLUMNS, updates)
+                cur = tx.q(_PG_HEADS_UPDATE)
+            else:
+                cur = tx.many("UPDATE dz_heads SET version = ?, leaves = ?, since = ?, "
+                              "chart_version = ?, done = ?, updated_at = ? WHERE kind = ? "
+                              "AND entity = ? AND version = ?", updates)
             if cur.rowcount != len(updates):
                 missed = updates[0] if len(updates) == 1 else None
                 raise ConcurrencyError(self.kind, missed[7] if missed else "(batch)",
@@ -94,8 +126,8 @@ class Writes:
                 self.timer_dels)
         tx.many("INSERT INTO dz_timers (id, kind, entity, state, event, due_at) VALUES "
                 "(?, ?, ?, ?, ?, ?)", list(self.timer_adds.values()))
-        tx.many("INSERT INTO dz_outbox (kind, entity, key, topic, body, meta, next_at, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.outbox)
+        tx.insert("dz_outbox", ("kind", "entity", "key", "topic", "body", "meta", "next_at",
+                                "created_at"), self.outbox)
         if self.snapshots:
             excluded = "EXCLUDED" if tx.dialect == "postgres" else "excluded"
             tx.many(f"INSERT INTO dz_snapshots (kind, entity, version, chart_version, config) "
@@ -106,7 +138,28 @@ class Writes:
         tx.many("INSERT INTO dz_requests (kind, key, entity, result) VALUES (?, ?, ?, ?)",
                 self.requests)
         if self.audit:
-            tx.many(f"INSERT INTO dz_audit ({', '.join(COLUMNS)}, prev, hash) VALUES "
-                    f"({', '.join('?' * (len(COLUMNS) + 2))})", self.audit)
-            assert self._chain is not None
-            tx.q("UPDATE dz_audit_head SET seq = ?, hash = ? WHERE id = 1", self._chain)
+            self._flush_audit()
+
+    def _flush_audit(self) -> None:
+        """The kind's chain: read (and on PostgreSQL lock) its head, number
+        and hash the queued rows in order, append them, move the head. Last
+        in the transaction, so writers of one kind hold the head's lock only
+        from here to the commit; writers of other kinds never wait for it."""
+        tx, chain, key = self.tx, self.kind, self.audit_key
+        lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
+        got = tx.one(f"SELECT seq, hash FROM dz_audit_heads WHERE chain = ?{lock}", (chain,))
+        seq, prev = (0, "") if got is None else (int(got[0]), str(got[1]))
+        rows = []
+        for queued in self.audit:
+            seq += 1
+            fields = (seq, *queued)
+            h = row_hash(prev, fields, key)
+            rows.append((chain, *fields, prev, h))
+            prev = h
+        tx.insert("dz_audit", ("chain", *COLUMNS, "prev", "hash"), rows)
+        if got is None:
+            tx.q("INSERT INTO dz_audit_heads (chain, seq, hash) VALUES (?, ?, ?)",
+                 (chain, seq, prev))
+        else:
+            tx.q("UPDATE dz_audit_heads SET seq = ?, hash = ? WHERE chain = ?",
+                 (seq, prev, chain))

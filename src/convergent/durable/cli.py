@@ -35,16 +35,17 @@ def _store(db: str) -> Any:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from .audit import verify_audit
+    from .audit import audit_report
     store = _store(args.db)
     try:
-        problems = verify_audit(store, key=_key(args))
-        with store.tx() as tx:
-            rows = int(tx.one("SELECT count(*) FROM dz_audit")[0])
+        report = audit_report(store, key=_key(args))
     finally:
         store.close()
+    problems, rows = report.problems, report.rows
     if args.json:
-        print(json.dumps({"ok": not problems, "rows": rows, "problems": problems}))
+        print(json.dumps({"ok": not problems, "rows": rows, "problems": problems,
+                          "heads": {c: {"seq": n, "hash": h}
+                                    for c, (n, h) in sorted(report.heads.items())}}))
     elif problems:
         for p in problems:
             print(f"audit: {p}", file=sys.stderr)

@@ -13,6 +13,7 @@
         +-- EffectError                an action or guard raised while a transition ran
         +-- DurableStoreError          the database failed; nothing of the call was written
         +-- AuditError                 the audit log does not verify
+        +-- ReplayError                a stored event replays to another state
 
 A transition that no guard enables is not an error: ``send`` returns a
 result whose ``outcome`` is ``"ignored"``.
@@ -31,6 +32,7 @@ __all__ = [
     "EffectError",
     "EnvelopeRejected",
     "NotAuthorized",
+    "ReplayError",
     "UnknownEventError",
 ]
 
@@ -96,3 +98,21 @@ class AuditError(DurableError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+
+
+class ReplayError(DurableError):
+    """Rebuilding an entity from its events reached another state than the
+    one stored with event ``version``: the chart was edited without a
+    version bump, or the event row was tampered with. The entity cannot be
+    trusted until the cause is found (bump the chart version, or restore the
+    row); nothing is written while it stands."""
+
+    def __init__(self, kind: str, entity: str, version: int, event: str,
+                 stored: list[str], replayed: list[str], chart_version: int) -> None:
+        self.kind, self.entity, self.version = kind, entity, version
+        self.event, self.stored, self.replayed = event, stored, replayed
+        self.chart_version = chart_version
+        super().__init__(
+            f"{kind}/{entity}: event {version} ({event!r}) was stored as reaching "
+            f"{stored} but replays under chart version {chart_version} to {replayed} "
+            "(the chart changed without a version bump, or the event row was edited)")

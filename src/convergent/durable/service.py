@@ -38,6 +38,7 @@ from .errors import (
     DurableStoreError,
     EnvelopeRejected,
     NotAuthorized,
+    ReplayError,
     UnknownEventError,
 )
 from .observe import Observer, TransitionRecord
@@ -166,6 +167,8 @@ class EntityService:
                                    f"(expected {self.chart.name!r} version {v})")
             self._charts[v] = ch
         self._verified: set[int] = set()
+        self._events = frozenset(e for ch in self._charts.values() for e in ch.events
+                                 if not e.startswith(("after:", "done.", "$")))
         if self.require_verified:
             for ch in self._charts.values():
                 self._require_verified(ch)
@@ -283,8 +286,7 @@ class EntityService:
         return self._entity(entity, got, got.chart_version)
 
     def _declared(self, event: str) -> bool:
-        return not event.startswith(("after:", "done.", "$")) and any(
-            event in ch.events for ch in self._charts.values())
+        return event in self._events
 
     async def run_timers(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Fire due timers until ``stop`` is set, waking at the next due time
@@ -370,9 +372,17 @@ class EntityService:
         return self._replay(tx, entity, version, since_json, head[2], snapshots=True)
 
     def _heads(self, tx: Tx, entities: set[str]) -> dict[str, tuple[int, str, int]]:
-        """The heads of many entities, read in chunks (one query per 500)."""
+        """The heads of many entities: one query on PostgreSQL, one per 500
+        on SQLite (its limit on parameters)."""
         out: dict[str, tuple[int, str, int]] = {}
         names = sorted(entities)
+        if tx.dialect == "postgres":
+            # one array parameter: a 500-placeholder IN list plans slowly on PostgreSQL
+            for e, v, since, cv in tx.all(
+                    "SELECT entity, version, since, chart_version FROM dz_heads WHERE "
+                    "kind = ? AND entity = ANY(?)", (self.kind, names)):
+                out[e] = (int(v), since, int(cv))
+            return out
         for i in range(0, len(names), 500):
             chunk = names[i:i + 500]
             for e, v, since, cv in tx.all(
@@ -403,10 +413,10 @@ class EntityService:
         done = False
         # bounded by the head read above: under read committed, a writer may
         # commit newer events between the two statements
-        rows = tx.all(f"SELECT version, event, payload, actor, chart_version FROM "
+        rows = tx.all(f"SELECT version, event, payload, actor, chart_version, to_leaves FROM "
                       f"{self._table} WHERE entity = ? AND version > ? AND version <= ? "
                       f"ORDER BY version", (entity, start, version))
-        for v, event, payload_json, actor_json, row_cv in rows:
+        for v, event, payload_json, actor_json, row_cv, to_json in rows:
             who = _actor_of(actor_json)
             payload: dict[str, Any] = {} if payload_json == "{}" else json.loads(payload_json)
             ch = self._chart_of(int(row_cv))
@@ -424,8 +434,12 @@ class EntityService:
                                             "predecessor (events missing)")
                 st = step(ch, cfg, event, payload=payload, actor=who,
                           entity=entity, extra_limit=1 << 30)
+                if not st.changed:
+                    raise self._mismatch(entity, int(v), event, to_json, [], ch)
                 cfg = st.config
                 done = done or st.done
+            if _leaves_json(cfg.leaves(ch)) != to_json:
+                raise self._mismatch(entity, int(v), event, to_json, cfg.leaves(ch), ch)
             start = int(v)
         if cfg is None or start != version:
             raise DurableStoreError(f"{self.kind}/{entity}: head says version {version}, "
@@ -437,6 +451,17 @@ class EntityService:
         if snapshots:
             self._remember(entity, got)
         return got
+
+    def _mismatch(self, entity: str, version: int, event: str, stored_json: str,
+                  replayed: list[str], ch: Chart) -> ReplayError:
+        """The error for a replayed event that does not reach its stored
+        state (``replayed`` empty: no transition was enabled at all)."""
+        try:
+            stored = [str(x) for x in json.loads(stored_json)]
+        except (ValueError, TypeError):
+            stored = [repr(stored_json)]
+        return ReplayError(self.kind, entity, version, event, stored,
+                           replayed or ["(no transition enabled)"], ch.version)
 
     def _chart_of(self, version: int) -> Chart:
         return self._charts.get(version, self.chart)
@@ -480,7 +505,7 @@ class EntityService:
                 if attempt + 1 == attempts or expected is not None:
                     raise
             except DurableStoreError as exc:
-                if not self.store.unique_violation(exc):
+                if not self.store.conflict(exc):
                     raise
                 self._cache.pop(entity, None)
                 if envelope_id is not None and "dz_envelopes" in str(exc.__cause__):
@@ -523,17 +548,20 @@ class EntityService:
         t0 = time.perf_counter()
         overlay: dict[str, _Cached] = {}
         done: list[_Applied] = []
+        entities = {entity for entity, _, _ in items}
+        for entity in entities:
+            _check_id(entity)
+        for event in {event for _, event, _ in items}:
+            if event != CREATE and not self._declared(event):
+                raise UnknownEventError(f"{self.kind}: event {event!r} is not declared")
         try:
             with self.store.tx() as tx:
                 w = self._writes(tx)
-                heads = self._heads(tx, {entity for entity, _, _ in items})
+                heads = self._heads(tx, entities)
+                now = self.clock()  # one transaction, one instant
                 for entity, event, payload in items:
-                    _check_id(entity)
-                    if event != CREATE and not self._declared(event):
-                        raise UnknownEventError(f"{self.kind}: event {event!r} is not "
-                                                "declared")
-                    got = self._apply(w, entity, event, dict(payload or {}), actor, None,
-                                      None, {}, None, None, overlay, heads)
+                    got = self._apply(w, entity, event, dict(payload) if payload else {},
+                                      actor, None, None, {}, None, None, overlay, heads, now)
                     if got.rejected is not None:
                         raise _BatchRefused(got)
                     if got.fresh is not None:
@@ -542,7 +570,7 @@ class EntityService:
                 w.flush()
         except DurableStoreError as exc:
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
-            if self.store.unique_violation(exc):
+            if self.store.conflict(exc):
                 raise ConcurrencyError(self.kind, "(batch)", -1, None) from None
             raise
         except ConcurrencyError:
@@ -563,8 +591,11 @@ class EntityService:
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
             self._after(_Applied(bad.result, rejected=bad.rejected), 0.0)
         seconds = (time.perf_counter() - t0) / max(1, len(done))
-        for d in done:
-            self._after(d, seconds)
+        for entity, fresh in overlay.items():
+            self._remember(entity, fresh)  # the last state of each: what the store holds
+        if self.observers:
+            for d in done:
+                self._after(_Applied(d.result, d.record), seconds)
         return [d.result for d in done]
 
     def _after(self, done: _Applied, seconds: float) -> None:
@@ -596,7 +627,8 @@ class EntityService:
                request_key: str | None, expected: int | None, meta: dict[str, str],
                envelope_id: str | None, timer_id: str | None,
                overlay: dict[str, _Cached],
-               heads: Mapping[str, tuple[int, str, int]] | None = None) -> _Applied:
+               heads: Mapping[str, tuple[int, str, int]] | None = None,
+               now: float | None = None) -> _Applied:
         """Everything one request does, inside ``w``'s transaction."""
         tx = w.tx
         if request_key is not None:
@@ -608,7 +640,8 @@ class EntityService:
                     raise NotAuthorized(f"{self.kind}/{entity}: {prior.event} was refused "
                                         "(repeated request)", reason="repeated")
                 return _Applied(prior)
-        now = self.clock()
+        if now is None:
+            now = self.clock()
         if envelope_id is not None:
             tx.q("INSERT INTO dz_envelopes (id, seen_at) VALUES (?, ?)", (envelope_id, now))
         cur = self._rebuild(tx, entity, overlay, heads)
@@ -636,7 +669,7 @@ class EntityService:
             st = step(chart, cur.config, event, payload=payload, actor=actor,
                       entity=entity, extra_limit=self.extra_limit)
             before = cur.config.leaves(chart)
-            since = dict(cur.since)
+            since = cur.since  # copied by _commit before any change
         after = st.config.leaves(chart) if st.changed or event == CREATE else before
         tid = _transition_id(self.kind, entity, version + 1)
         trace_id = meta.get("traceparent", "")
@@ -659,9 +692,10 @@ class EntityService:
             return _Applied(res, rejected=(why, TransitionRecord(
                 self.kind, entity, event, version, tid, tuple(before), tuple(before), {},
                 "rejected", 0.0, actor.id, trace_id, why, payload)))
-        for o in self.observers:
-            meta = o.carry(meta)
-        trace_id = meta.get("traceparent", trace_id)
+        if self.observers:
+            for o in self.observers:
+                meta = o.carry(meta)
+            trace_id = meta.get("traceparent", trace_id)
         res, rec, fresh = self._commit(w, chart, entity, event, payload, actor, meta, version,
                                        tid, st, before, after, since, now, trace_id,
                                        request_key)
@@ -688,7 +722,8 @@ class EntityService:
                 payload: dict[str, Any], actor: Actor, meta: dict[str, str], version: int,
                 tid: str, st: Step,
                 before: list[str], after: list[str], since: dict[str, float], now: float,
-                trace_id: str, request_key: str | None) -> tuple[Result, TransitionRecord,
+                trace_id: str, request_key: str | None) -> tuple[Result,
+                                                                   TransitionRecord | None,
                                                                    _Cached]:
         v = version + 1
         before_j, after_j = _leaves_json(before), _leaves_json(after)
@@ -696,16 +731,18 @@ class EntityService:
                          _actor_json(actor), dumps(meta) if meta else "{}", before_j,
                          after_j, chart.version, now))
         time_in: dict[str, float] = {}
-        for leaf in before:
-            if leaf not in after or leaf in st.exited:
-                time_in[leaf] = now - since.pop(leaf, now)
-        for leaf in after:
-            if leaf not in since or leaf in st.entered:
-                since[leaf] = now
-        since = {k: x for k, x in since.items() if k in after}
+        if st.exited or st.entered or before != after:
+            since = dict(since)
+            for leaf in before:
+                if leaf not in after or leaf in st.exited:
+                    time_in[leaf] = now - since.pop(leaf, now)
+            for leaf in after:
+                if leaf not in since or leaf in st.entered:
+                    since[leaf] = now
+            since = {k: x for k, x in since.items() if k in after}
         done = st.done or any(chart.states[s].kind == "final"
                               and chart.states[s].parent == ROOT for s in after)
-        w.head(entity, version, (v, after_j, dumps(since), chart.version, int(done), now))
+        w.head(entity, version, (v, after_j, since, chart.version, int(done), now))
         for state in st.cancelled:
             w.cancel_timers(entity, state)
         for t in st.armed:
@@ -721,14 +758,16 @@ class EntityService:
         if self.snapshot_every and v % self.snapshot_every == 0:
             w.snapshots[entity] = (self.kind, entity, v, chart.version,
                                    dumps(st.config.to_dict()))
-        outcome = {CREATE: "created", MIGRATE: "migrated"}.get(event, "applied")
-        w.append_audit(AuditRecord(self.kind, entity, tid, actor.id, event, ",".join(before),
-                                   ",".join(after), trace_id, outcome), now)
-        res = Result(entity, event, outcome, v, tid, tuple(before), tuple(after), tuple(keys))
+        outcome = _OUTCOMES.get(event, "applied")
+        before_t, after_t = _tuple(before), _tuple(after)
+        w.audit_row(entity, tid, actor.id, event, _joined(before_t), _joined(after_t),
+                    trace_id, outcome, "", now)
+        res = Result(entity, event, outcome, v, tid, before_t, after_t, tuple(keys))
         if request_key is not None:
             self._record_request(w, request_key, entity, res)
-        rec = TransitionRecord(self.kind, entity, event, v, tid, tuple(before), tuple(after),
-                               time_in, outcome, 0.0, actor.id, trace_id, "", payload)
+        rec = TransitionRecord(self.kind, entity, event, v, tid, before_t, after_t,
+                               time_in, outcome, 0.0, actor.id, trace_id, "",
+                               payload) if self.observers else None
         return res, rec, _Cached(v, st.config, since, done, chart.version)
 
     def _record_request(self, w: Writes, key: str, entity: str, res: Result) -> None:
@@ -748,6 +787,24 @@ def _actor_json(actor: Actor) -> str:
 
 def _leaves_json(leaves: list[str]) -> str:
     return _leaves_json_t(tuple(leaves))
+
+
+_OUTCOMES = {CREATE: "created", MIGRATE: "migrated"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _tuple_of(leaves: tuple[str, ...]) -> tuple[str, ...]:
+    return leaves
+
+
+def _tuple(leaves: list[str]) -> tuple[str, ...]:
+    """One shared tuple per distinct set of leaves (results hold many)."""
+    return _tuple_of(tuple(leaves))
+
+
+@functools.lru_cache(maxsize=4096)
+def _joined(leaves: tuple[str, ...]) -> str:
+    return ",".join(leaves)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -31,6 +31,8 @@ from .errors import DurableStoreError
 __all__ = ["EntityStore", "Tx", "open_store"]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+COPY_MIN_ROWS = 16
+"""PostgreSQL inserts of at least this many rows go through COPY."""
 
 
 def check_kind(kind: str) -> str:
@@ -86,19 +88,76 @@ _SHARED = [
         "INSERT INTO dz_audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT DO NOTHING",
         "{audit_guard}",
     ]),
+    # SQLite: the heads keyed by (kind, entity) as a clustered table (one
+    # B-tree instead of rowid table + key index: half the pages a write
+    # touches). PostgreSQL tables are heaps either way.
+    ("0002_heads_clustered", [
+        """{sqlite:CREATE TABLE dz_heads_v2 (
+             kind TEXT NOT NULL, entity TEXT NOT NULL, version BIGINT NOT NULL,
+             leaves TEXT NOT NULL, since TEXT NOT NULL, chart_version BIGINT NOT NULL,
+             done INTEGER NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+             PRIMARY KEY (kind, entity)) WITHOUT ROWID}""",
+        "{sqlite:INSERT INTO dz_heads_v2 SELECT kind, entity, version, leaves, since, "
+        "chart_version, done, updated_at FROM dz_heads}",
+        "{sqlite:DROP TABLE dz_heads}",
+        "{sqlite:ALTER TABLE dz_heads_v2 RENAME TO dz_heads}",
+    ]),
+    # One audit chain per entity kind instead of one per database: writers
+    # of different kinds no longer queue on one head row. Rows written
+    # before keep their hashes as chain '' (the fields hashed are the same).
+    ("0003_audit_chains", [
+        """CREATE TABLE dz_audit_v2 (
+             chain TEXT NOT NULL, seq BIGINT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+             entity TEXT NOT NULL, transition_id TEXT NOT NULL, actor TEXT NOT NULL,
+             event TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,
+             trace_id TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
+             prev TEXT NOT NULL, hash TEXT NOT NULL,
+             PRIMARY KEY (chain, seq)){without_rowid}""",
+        "INSERT INTO dz_audit_v2 SELECT '', seq, at, kind, entity, transition_id, actor, event, "
+        "from_state, to_state, trace_id, outcome, reason, prev, hash FROM dz_audit",
+        "DROP TABLE dz_audit",
+        "ALTER TABLE dz_audit_v2 RENAME TO dz_audit",
+        "{audit_guard}",
+        """CREATE TABLE dz_audit_heads (
+             chain TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)""",
+        "INSERT INTO dz_audit_heads (chain, seq, hash) SELECT '', seq, hash FROM dz_audit_head "
+        "WHERE seq > 0",
+        "DROP TABLE dz_audit_head",
+        # anchor the chains of the kinds that exist already (new kinds: kind step 0003)
+        "INSERT INTO dz_audit_heads (chain, seq, hash) SELECT substr(name, 6, length(name) - "
+        "10), 0, '' FROM dz_migrations WHERE name LIKE 'kind_%_0001' ON CONFLICT DO NOTHING",
+    ]),
 ]
 
 
-def _kind_ddl(kind: str) -> list[str]:
+def _kind_steps(kind: str) -> list[tuple[str, list[str]]]:
+    """The event table of ``kind``: one row per event, keyed (entity,
+    version). The transition id is derived from that key (see
+    ``service._transition_id``), so it needs no index of its own; tables
+    created before step 0002 keep theirs on SQLite (it cannot be dropped
+    there), PostgreSQL drops it. On SQLite the table is clustered by its key
+    (an entity's events are adjacent: appends and replays touch few pages)."""
     t = f"dz_ev_{kind}"
     return [
-        f"""CREATE TABLE IF NOT EXISTS {t} (
-              entity TEXT NOT NULL, version BIGINT NOT NULL, transition_id TEXT NOT NULL UNIQUE,
-              event TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL,
-              meta TEXT NOT NULL, from_leaves TEXT NOT NULL, to_leaves TEXT NOT NULL,
-              chart_version BIGINT NOT NULL, recorded_at DOUBLE PRECISION NOT NULL,
-              PRIMARY KEY (entity, version))""",
-        "{guard:" + t + "}",
+        (f"kind_{kind}_0001", [
+            f"""CREATE TABLE IF NOT EXISTS {t} (
+                  entity TEXT NOT NULL, version BIGINT NOT NULL, transition_id TEXT NOT NULL,
+                  event TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL,
+                  meta TEXT NOT NULL, from_leaves TEXT NOT NULL, to_leaves TEXT NOT NULL,
+                  chart_version BIGINT NOT NULL, recorded_at DOUBLE PRECISION NOT NULL,
+                  PRIMARY KEY (entity, version)){{without_rowid}}""",
+            "{guard:" + t + "}",
+        ]),
+        (f"kind_{kind}_0002", [
+            "{postgres:" + f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {t}_transition_id_key"
+            + "}",
+        ]),
+        # the kind's audit chain is anchored from the start: a head row at
+        # seq 0, so deleting all of a kind's audit rows (and its head) shows
+        (f"kind_{kind}_0003", [
+            f"INSERT INTO dz_audit_heads (chain, seq, hash) VALUES ('{kind}', 0, '') "
+            "ON CONFLICT (chain) DO NOTHING",
+        ]),
     ]
 
 
@@ -125,6 +184,22 @@ class Tx:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(self.q(sql, params).fetchall())
 
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows: ``executemany`` on SQLite; on PostgreSQL a
+        ``COPY ... FROM STDIN`` once the batch is large enough to pay for it
+        (one statement for the server instead of one per row; a unique
+        violation aborts it all the same)."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        if self.dialect == "postgres" and len(rows) >= COPY_MIN_ROWS:
+            with self._cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            return
+        self.many(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})",
+                  rows)
+
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         """``executemany``; returns the cursor (``rowcount`` is the total)."""
         if not rows:
@@ -142,6 +217,8 @@ class _Dialect(Protocol):
     def transaction(self) -> Any: ...
 
     def unique_violation(self, exc: BaseException) -> bool: ...
+
+    def conflict(self, exc: BaseException) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -163,13 +240,20 @@ class EntityStore:
     # ------------------------------------------------------------ schema
 
     def _render(self, sql: str) -> list[str]:
+        """A migration statement for this dialect: ``{guard:T}`` (append-only
+        triggers), ``{sqlite:...}`` / ``{postgres:...}`` (one dialect only),
+        ``{serial}`` and ``{without_rowid}`` placeholders."""
         pg = self.dialect == "postgres"
         if sql == "{audit_guard}":
             return self._guard("dz_audit")
         if sql.startswith("{guard:"):
             return self._guard(sql[7:-1])
+        for dialect in ("sqlite", "postgres"):
+            if sql.startswith("{" + dialect + ":"):
+                return [sql[len(dialect) + 2:-1]] if dialect == self.dialect else []
         return [sql.replace("{serial}", "BIGINT GENERATED ALWAYS AS IDENTITY" if pg
-                            else "INTEGER")]
+                            else "INTEGER")
+                   .replace("{without_rowid}", "" if pg else " WITHOUT ROWID")]
 
     def _guard(self, table: str) -> list[str]:
         """Triggers that make ``table`` append-only (the audit chain also
@@ -208,7 +292,7 @@ class EntityStore:
         check_kind(kind)
         if kind not in self._kinds:
             with self.tx() as tx:
-                self._migrate(tx, [(f"kind_{kind}_0001", _kind_ddl(kind))])
+                self._migrate(tx, _kind_steps(kind))
             self._kinds.add(kind)
         return f"dz_ev_{kind}"
 
@@ -231,6 +315,13 @@ class EntityStore:
     def unique_violation(self, exc: BaseException) -> bool:
         cause = exc.__cause__ if isinstance(exc, DurableStoreError) else exc
         return cause is not None and self._d.unique_violation(cause)
+
+    def conflict(self, exc: BaseException) -> bool:
+        """Did ``exc`` come from losing a race with another writer (a unique
+        violation; on PostgreSQL also a deadlock or serialization failure,
+        which roll back just as whole)? The caller may retry on fresh state."""
+        cause = exc.__cause__ if isinstance(exc, DurableStoreError) else exc
+        return cause is not None and self._d.conflict(cause)
 
     def close(self) -> None:
         with self._lock:
@@ -285,6 +376,9 @@ class _SQLite:
     def unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()
 
+    def conflict(self, exc: BaseException) -> bool:
+        return self.unique_violation(exc)  # BEGIN IMMEDIATE: writers never interleave
+
     def close(self) -> None:
         self._db.close()
 
@@ -325,15 +419,22 @@ class _Postgres:
                 with db.cursor() as cur:
                     yield Tx(cur, "%s", "postgres")
         except self._psycopg.OperationalError:
-            # a broken connection is dropped; the next call reconnects
-            try:
-                db.close()
-            finally:
-                self._db = None
+            # a broken connection is dropped (the next call reconnects); a
+            # deadlock or serialization failure only rolled this one back
+            if db.broken or db.closed:
+                try:
+                    db.close()
+                finally:
+                    self._db = None
             raise
 
     def unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
+
+    def conflict(self, exc: BaseException) -> bool:
+        errors = self._psycopg.errors
+        return isinstance(exc, (errors.UniqueViolation, errors.DeadlockDetected,
+                                errors.SerializationFailure, errors.TransactionRollback))
 
     def close(self) -> None:
         if self._db is not None:
