@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 
 import pytest
@@ -358,9 +360,28 @@ def test_verify_splits_events_with_opaque_guards() -> None:
 
 def test_mermaid_shows_nesting_regions_history_and_timers() -> None:
     text = to_mermaid(order_chart())
-    assert text.startswith("stateDiagram-v2\n")
-    assert "state paying {" in text and "note right of paying : history: shallow" in text
-    assert "\n    --\n" in text  # the two regions of fulfilment
-    assert "paying --> abandoned : after 30m" in text
-    assert "cart --> paying : submit {customer}" in text
-    assert "authorizing --> cart : declined [attempts < 3]" in text
+    assert "stateDiagram-v2\n" in text
+    ids = dict(re.findall(r'state "([^"<]+)(?:<br/>[^"]*)?" as (\w+)', text))
+    assert f"state {ids['paying']} {{" in text and f'state "H" as h{ids["paying"]}' in text
+    assert "\n        --\n" in text  # the two regions of fulfilment
+    assert f"{ids['paying']} --> {ids['abandoned']} : after 30m" in text
+    assert f"{ids['cart']} --> {ids['paying']} : submit #123;customer#125;" in text
+    assert f"{ids['authorizing']} --> {ids['cart']} : declined [attempts #lt; 3]" in text
+
+
+def test_mermaid_escapes_what_a_chart_file_brings() -> None:
+    """Role and state names are untrusted: they cannot open a block or a tag."""
+    from convergent.durable import loads_chart
+    chart = loads_chart("""
+statechart: evil
+initial: a
+states:
+  a:
+    on:
+      go:
+        target: b
+        roles: ["x\\n  state end {", "<img src=x onerror=alert(1)>"]
+  b: {}
+""")
+    text = to_mermaid(chart)
+    assert "<img" not in text and "state end {" not in text

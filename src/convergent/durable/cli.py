@@ -65,9 +65,11 @@ def cmd_entity_check(args: argparse.Namespace) -> int:
 
 
 def cmd_entity_graph(args: argparse.Namespace) -> int:
-    from .loader import load_chart
+    # drawn without the chart's Python functions (call: actions, guards):
+    # a picture needs their names only
+    from ..viz.chartfile import load_chart_file
     from .render import to_mermaid
-    print(to_mermaid(load_chart(args.chart)), end="")
+    print(to_mermaid(load_chart_file(args.chart)), end="")
     return 0
 
 
