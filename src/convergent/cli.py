@@ -441,7 +441,8 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
                    default="auto",
                    help="auto (default): enumerate, or when too big check independent parts "
                         "(compose) or compare-and-copy ints by regions (abstract), and parts "
-                        "past 2^26 states by z3 (the report says which); symbolic: z3 over "
+                        "enumeration cannot afford by z3 (the report says which); symbolic: "
+                        "z3 over "
                         "linear integer arithmetic of any range")
     c.set_defaults(func=cmd_check)
     e = sub.add_parser("explain", help="explain a check code (WFC, CC1, CC2)",

@@ -81,6 +81,20 @@ def test_a_wide_machine_that_does_not_split_is_checked_by_z3() -> None:
     assert report.verdict == "pass"
 
 
+def test_enumeration_is_preferred_where_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 2^26 states, a part enumeration can afford is still enumerated
+    (its report is complete: counts, findings, contract, tables); z3 takes
+    what enumeration cannot (too many states, too slow, not enough memory)."""
+    from convergent.engine import budget
+    monkeypatch.setattr(budget, "available_memory", lambda *a: 2**40)
+    assert not compose.prefer_z3(2**26, 64)             # never below the floor
+    assert not compose.prefer_z3(2**28, 4)              # ~3 s at the fast estimate
+    assert compose.prefer_z3(2**32, 64)                 # half an hour at the fast estimate
+    assert compose.prefer_z3(2**34, 1)                  # past MAX_STATES
+    monkeypatch.setattr(budget, "available_memory", lambda *a: 2**30)
+    assert compose.prefer_z3(2**28, 4)                  # 4 GiB of tables do not fit in 1
+
+
 def test_python_functions_are_never_sent_to_z3() -> None:
     r = Registry("fn")
     r.int("x", 0, 2**17 - 1)
@@ -129,7 +143,8 @@ def _agree(spec: Any, scope: str) -> str:
 
 
 def _run(n: int, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    monkeypatch.setattr(compose, "SYMBOLIC_ABOVE", 6)
+    # every part past 6 states to z3 (enumeration would be preferred here)
+    monkeypatch.setattr(compose, "prefer_z3", lambda size, events: size > 6)
     seen: Counter[str] = Counter()
 
     @settings(max_examples=n, deadline=None, database=None,

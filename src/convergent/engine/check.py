@@ -16,7 +16,6 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from math import prod
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -630,10 +629,12 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
         COMPOSE_ABOVE,
         SYMBOLIC_ABOVE,
         SharedValuesUncovered,
+        prefer_z3,
         analyze_composed,
         split,
         split_spec,
         symbolic_possible,
+        widest_rule,
     )
     from .tabulate import MAX_RULE_SPACE
     if method not in ("auto", "enumerate", "compose", "abstract", "symbolic"):
@@ -657,14 +658,15 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
             why = "; ".join(f"{k}: {w}" for k, w in refused.items()) or (
                 "no int var has more than 64 values")
             raise BuildError(f"{spec.name!r}: nothing to abstract ({why})")
-    wide = size > SYMBOLIC_ABOVE and symbolic_possible(spec)
+    z3_ok = size > SYMBOLIC_ABOVE and symbolic_possible(spec)
+    too_wide = z3_ok and widest_rule(spec) > MAX_RULE_SPACE   # a rule no table holds
+    wide = z3_ok and (too_wide or prefer_z3(size, len(spec.events)))
     if method != "enumerate":
         if method == "compose" or size > COMPOSE_ABOVE:
             try:
                 # rules too wide to tabulate are split by their text, and the
                 # components too big to enumerate go to z3
-                cm = None if wide and _widest_rule(spec) > MAX_RULE_SPACE else (
-                    compile_machine(spec))
+                cm = None if too_wide else compile_machine(spec)
                 for sharing in ((True, False) if share else (False,)):
                     got = split(cm, share=sharing) if cm is not None else split_spec(
                         spec, share=sharing)
@@ -690,26 +692,9 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
         except (SymbolicUndecided, SymbolicUnsupported):
             pass
         else:
-            why = (f"chosen: {size:,} states, more than enumeration takes "
-                   f"({SYMBOLIC_ABOVE:,}), and the machine does not split")
+            why = (f"chosen: {size:,} states (more than {SYMBOLIC_ABOVE:,}) that enumeration "
+                   "cannot afford here, and the machine does not split")
             return SymbolicAnalysis(dataclasses.replace(
                 whole_z3.report, method={**(whole_z3.report.method or {}), "why": why}))
     return analyze(spec, scope=scope, strict=strict, progress=progress,
                    independent=independent)
-
-
-def _widest_rule(spec: MachineSpec) -> int:
-    """The most values one rule's text spans (the product of the domains of
-    the vars it names): what its table would hold."""
-    sizes = {v.name: v.size for v in spec.vars}
-    widest = 1
-    rules: list[tuple[Any, ...]] = [(e.guard, e.apply) for e in spec.events] + [
-        (i.holds, i.repair) for i in spec.invariants]
-    for pred, assign in rules:
-        names = set(assign.targets)
-        for x in assign.exprs:
-            names |= x.free_vars
-        if pred is not None and pred.expr is not None:
-            names |= pred.expr.free_vars
-        widest = max(widest, prod(sizes[n] for n in names))
-    return widest

@@ -45,6 +45,7 @@ from .decode import local_to_state
 from .delivery import contract_words
 from .digest import policy_digest
 from .space import Space
+from .tabulate import MAX_RULE_SPACE
 from .report import (
     CC1Counterexample,
     CC1Result,
@@ -286,7 +287,7 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
                      ) -> ComposedAnalysis:
     """Check ``spec`` component by component (see the module docstring).
 
-    A component of more than ``SYMBOLIC_ABOVE`` states is checked by z3
+    A component enumeration cannot afford (``prefer_z3``) is checked by z3
     (convergent.symbolic) when its rules are spec text and z3 is installed;
     the report's ``method.components[k].method`` says which. Without ``cm``
     (rules too wide to tabulate; ``comps`` then come from ``split_spec``)
@@ -305,7 +306,8 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
         if progress is not None:
             progress("components", k, len(components))
         sub = _sub_spec(spec, comp, pairs[k])
-        if comp.size(spec) > SYMBOLIC_ABOVE:
+        if prefer_z3(comp.size(spec), len(comp.events)) or (
+                cm is None and widest_rule(sub) > MAX_RULE_SPACE):
             got = _symbolic_part(sub, scope, strict)
             if got is not None:
                 parts.append(got)
@@ -340,8 +342,29 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
 
 
 SYMBOLIC_ABOVE = 1 << 26
-"""A component of more states than this is checked by z3 where it can be
-(enumerating it would take minutes and gigabytes)."""
+"""Below this many states a part is always enumerated (exact counts, full
+tables); above, it goes to z3 where enumeration does not fit (``prefer_z3``)."""
+ENUMERATE_SECONDS = 60.0
+"""Enumeration estimated (``budget``, its fast end) to take longer than this
+is not chosen by ``auto`` where z3 can decide instead."""
+
+
+def prefer_z3(size: int, events: int) -> bool:
+    """Whether ``auto`` checks a part of ``size`` states by z3 rather than by
+    enumeration: only past SYMBOLIC_ABOVE states, and only where enumeration
+    would be refused (too many states, not enough memory) or slow.
+    Enumeration is preferred wherever it fits: its report is complete
+    (valid and reachable counts, findings, the delivery contract, tables)."""
+    if size <= SYMBOLIC_ABOVE:
+        return False
+    from .budget import MAX_STATES, _USABLE, available_memory, estimate
+    if size > MAX_STATES:
+        return True
+    b = estimate(size, events)
+    if b.seconds_low > ENUMERATE_SECONDS:
+        return True
+    avail = available_memory()
+    return avail is not None and b.floor_bytes > _USABLE * avail
 
 
 def symbolic_possible(spec: MachineSpec) -> bool:
@@ -355,6 +378,23 @@ def symbolic_possible(spec: MachineSpec) -> bool:
         if e.apply.fn is not None or (e.guard is not None and e.guard.expr is None):
             return False
     return all(i.holds.expr is not None and i.repair.fn is None for i in spec.invariants)
+
+
+def widest_rule(spec: MachineSpec) -> int:
+    """The most values one rule's text spans (the product of the domains of
+    the vars it names): what its table would hold."""
+    sizes = {v.name: v.size for v in spec.vars}
+    widest = 1
+    rules: list[tuple[Any, ...]] = [(e.guard, e.apply) for e in spec.events] + [
+        (i.holds, i.repair) for i in spec.invariants]
+    for pred, assign in rules:
+        names = set(assign.targets)
+        for x in assign.exprs:
+            names |= x.free_vars
+        if pred is not None and pred.expr is not None:
+            names |= pred.expr.free_vars
+        widest = max(widest, prod(sizes[n] for n in names))
+    return widest
 
 
 def _symbolic_part(sub: MachineSpec, scope: str, strict: bool) -> SymbolicAnalysis | None:
