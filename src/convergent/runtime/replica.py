@@ -57,7 +57,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from heapq import heapify, heappop, heappush
-from itertools import islice
+from itertools import chain, islice, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -536,14 +536,18 @@ class Replica:
             raise ReplicaError(f"replica {self.id!r}: the clock passed 2**62 (a store written "
                                "before clocks were bounded?); nothing was emitted")
         self._hlc.last = top  # t0, t0 + 1, ...: above everything applied, in order
-        ids = [f"{me}:{q}" for q in range(seq0, seq0 + n)]
-        deps: list[tuple[str, ...]] = [(i,) for i in ids]
-        deps.insert(0, tuple(sorted(heads)) if len(heads) > 1 else tuple(heads))
-        new = tuple.__new__
-        envs: list[Envelope] = [
-            new(_Checked, ((h, me, q), i, me, q, h, names[ei], d, meta, policy))
-                for h, q, i, ei, d in zip(range(t0, top + 1), range(seq0, seq0 + n), ids,
-                                          eis, deps)]
+        # every column built by C iterators (no bytecode per event): the ids,
+        # each event's one dependency (the previous id), the sort keys, then
+        # the envelopes themselves (tuple.__new__ over zipped columns)
+        hs, qs = range(t0, top + 1), range(seq0, seq0 + n)
+        ids = list(map(f"{me}:".__add__, map(str, qs)))
+        first = tuple(sorted(heads)) if len(heads) > 1 else tuple(heads)
+        deps = chain((first,), zip(ids))
+        keys = zip(hs, repeat(me), qs)
+        envs: list[Envelope] = list(map(
+            tuple.__new__, repeat(_Checked),
+            zip(keys, ids, repeat(me), qs, hs, map(names.__getitem__, eis), deps,
+                repeat(meta), repeat(policy))))
         vv[me] = seq0 + n - 1
         self._clocks[me] = top
         heads.clear()
