@@ -41,6 +41,19 @@ def bools(groups: int = 8, width: int = 8) -> Registry:
     return r
 
 
+def region(groups: int = 24) -> Registry:
+    """A read-only flag (the region) read by ``groups`` 3-bit counters: each
+    group holds a copy of it (2^73 states for 24 groups); before read-only
+    sharing, the flag merged every group into one component."""
+    r = Registry("region")
+    r.bool("eu")
+    for k in range(groups):
+        r.int(f"n{k}", 0, 7)
+        r.invariant(f"cap{k}", holds=f"not eu or n{k} <= 5", repair={f"n{k}": 5})
+        r.event(f"add{k}", guard=f"n{k} < 7", apply={f"n{k}": f"n{k} + 1"})
+    return r
+
+
 def run(name: str, make, runs: int = 5) -> None:
     times = []
     report = None
@@ -69,3 +82,4 @@ if __name__ == "__main__":
     print(f"# python {platform.python_version()}, numpy {np.__version__}")
     run("32 counters (2^64)", counters)
     run("64 bools in 8 groups", bools)
+    run("flag shared by 24 groups", region)
