@@ -217,8 +217,11 @@ def test_composition_agrees_with_enumeration_yaml(g: GMachine, mode) -> None:
     _compare(spec, *mode)
 
 
+SHARED_SETTINGS = settings(SETTINGS, max_examples=int(os.environ.get("COMPOSE_EXAMPLES", "40")))
+
+
 @pytest.mark.slow
-@SETTINGS
+@SHARED_SETTINGS
 @given(g=shared_composite(), mode=MODES)
 def test_shared_read_only_vars_agree_with_enumeration_python(g: GMachine, mode) -> None:
     """Components that hold copies of a read-only var: the same verdicts,
@@ -231,7 +234,7 @@ def test_shared_read_only_vars_agree_with_enumeration_python(g: GMachine, mode) 
 
 
 @pytest.mark.slow
-@SETTINGS
+@SHARED_SETTINGS
 @given(g=shared_composite(), mode=MODES)
 def test_shared_read_only_vars_agree_with_enumeration_yaml(g: GMachine, mode) -> None:
     spec = loads_spec(g.to_yaml())
@@ -246,7 +249,7 @@ def test_shared_composites_reach_what_the_properties_assert() -> None:
     stats = {"n": 0, "shared": 0, "fallback": 0, "cc1_pass": 0, "cc1_fail": 0,
              "values": 0}
 
-    @settings(max_examples=150, deadline=None, database=None,
+    @settings(max_examples=110, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(g=shared_composite())
     def sample(g: GMachine) -> None:

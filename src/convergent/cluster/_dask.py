@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cloudpickle  # type: ignore[import-untyped]
+import cloudpickle  # type: ignore[import-untyped, unused-ignore]
 
 from ..engine.shard import ShardError, Task
 from ._worker import MAX_SPEC_BYTES, run_remote, spec_token
