@@ -167,5 +167,43 @@ def test_mixed_components_agree_with_enumeration(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.slow
 def test_mixed_components_agree_with_enumeration_many(monkeypatch: pytest.MonkeyPatch
                                                       ) -> None:
-    seen = _run(150, monkeypatch)
-    assert seen["z3"] >= 80 and seen["enumerated"] >= 5, seen
+    seen = _run(80, monkeypatch)
+    assert seen["z3"] >= 40 and seen["enumerated"] >= 3, seen
+
+
+MIXED = """
+machine: mixed
+vars:
+  w: {int: [-3, 0], overflow: error}
+  level: {int: [0, 3]}
+  k: bool
+  mode: bool
+events:
+  stop: {guard: not k, apply: {w: w + 1}}
+  bump: {apply: {level: "min(level + 1, 3)"}}
+  drop: {apply: {k: not k}}
+  flip: {apply: {mode: not mode}}
+invariants:
+  - {name: fight_a, holds: mode, repair: {mode: true}}
+  - {name: fight_b, holds: not mode, repair: {mode: false}}
+"""
+
+
+def test_a_z3_event_error_yields_to_another_components_repair_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole enumeration reports a repair loop before evaluating any event:
+    an event that overflows in a z3 component must not hide another
+    component's WFC failure (found by the agreement property)."""
+    monkeypatch.setattr(compose, "prefer_z3", lambda size, events: size > 6)
+    spec = loads_spec(MIXED)
+    want = check(spec, method="enumerate")
+    got = check(spec, method="compose")
+    assert not want.wfc.ok and not got.wfc.ok
+    parts = got.to_dict()["method"]["components"]
+    assert any(p["method"] == "symbolic" for p in parts)
+    # with the loop gone, the overflow is the whole machine's build error
+    text = MIXED.split("invariants:")[0]
+    with pytest.raises(BuildError, match="stop"):
+        check(loads_spec(text), method="enumerate")
+    with pytest.raises(BuildError, match="stop"):
+        check(loads_spec(text), method="compose")

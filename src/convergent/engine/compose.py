@@ -308,7 +308,17 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
         sub = _sub_spec(spec, comp, pairs[k])
         if prefer_z3(comp.size(spec), len(comp.events)) or (
                 cm is None and widest_rule(sub) > MAX_RULE_SPACE):
-            got = _symbolic_part(sub, scope, strict)
+            try:
+                got = _symbolic_part(sub, scope, strict)
+            except BuildError as exc:
+                if exc.name not in {e.name for e in sub.events}:
+                    raise        # a holds or repair fails: so does the whole
+                # an event fails to evaluate, found after z3 proved WFC: an
+                # error of the whole machine only if no component's repairs
+                # loop (as for an enumerated component below)
+                deferred.append(exc)
+                parts.append(_wfc_only(sub, scope, strict))
+                continue
             if got is not None:
                 parts.append(got)
                 continue
@@ -395,6 +405,19 @@ def widest_rule(spec: MachineSpec) -> int:
             names |= pred.expr.free_vars
         widest = max(widest, prod(sizes[n] for n in names))
     return widest
+
+
+def _wfc_only(sub: MachineSpec, scope: str, strict: bool) -> SymbolicAnalysis:
+    """What a composed report needs of a z3 component whose events fail to
+    evaluate when another component's repairs loop: WFC holds in it (z3
+    proved it before evaluating events), nothing else is known."""
+    from .check import SymbolicAnalysis
+    total = prod(v.size for v in sub.vars)
+    report = Report(sub.name, "fail", scope, strict, StateCounts(total, -1, None),
+                    WFCResult(True, None), None, None, {}, {}, None, [], {},
+                    dict(sub.initial), [e.name for e in sub.events], sub.version, "", None,
+                    {"kind": "symbolic", "stopped": "an event fails to evaluate"})
+    return SymbolicAnalysis(report)
 
 
 def _symbolic_part(sub: MachineSpec, scope: str, strict: bool) -> SymbolicAnalysis | None:
