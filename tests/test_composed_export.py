@@ -146,7 +146,8 @@ def test_components_that_do_not_fit_are_refused(tmp_path: Path) -> None:
 def test_a_component_that_writes_a_shared_var_is_refused(tmp_path: Path) -> None:
     """Two machines that write the var they share cannot be a product: a file
     that claims so (built by hand, hashes redone) is refused."""
-    from convergent.export.composed import _hash, _machine_document
+    from convergent.export._document import machine_document as _machine_document
+    from convergent.export.composed import _hash
     r = Registry("w")
     r.bool("flag")
     r.int("a", 0, 1)

@@ -22,18 +22,16 @@ its tables).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
-import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import lite
+from ._document import machine_document, read_document, write_document
 from ._errors import ExportError, MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,17 +50,6 @@ MAX_COLLECTION_BYTES = 1 << 30
 
 _KEYS = ("format", "format_version", "name", "key", "key_type", "admission", "aggregates",
          "contributions", "verification", "template", "hash")
-
-
-def _template_document(cm: CollectionMachine) -> dict[str, Any]:
-    """The template as the machine JSON export writes it, as a dict."""
-    from . import _tables
-    from ._json import write_json
-    meta, nf, step, fires = _tables(cm.template, None)
-    out = io.StringIO()
-    write_json(out, meta, nf, step, fires)
-    doc: dict[str, Any] = json.loads(out.getvalue())
-    return doc
 
 
 def _hash(doc: Mapping[str, Any]) -> str:
@@ -100,7 +87,7 @@ def collection_document(cm: CollectionMachine, *,
         "contributions": [c.tolist() for c in cm.contributions],
         "verification": {"verified": cm.verified,
                          "report": cm.verification if cm.verification is not None else None},
-        "template": _template_document(cm),
+        "template": machine_document(cm.template),
     }
     doc["hash"] = _hash(doc)
     return doc
@@ -118,17 +105,7 @@ def export_collection(cm: CollectionMachine, path: str | os.PathLike[str], *,
         raise ExportError(f"compresslevel={compresslevel!r} (expected 1..9)")
     doc = collection_document(cm, allow_unverified=allow_unverified)
     path = os.fspath(path)
-    data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    if path.lower().endswith(".gz"):
-        data = gzip.compress(data, compresslevel=compresslevel)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_document(path, doc, gz=path.lower().endswith(".gz"), compresslevel=compresslevel)
     return str(doc["hash"])
 
 
@@ -140,27 +117,9 @@ def load_collection(path: str | os.PathLike[str], *, verify: bool = True,
         MachineFileError: not such a file, corrupt, edited (hash), unverified.
         OSError: the file cannot be read.
     """
-    path = os.fspath(path)
-    if os.path.getsize(path) > MAX_COLLECTION_BYTES:
-        raise MachineFileError(f"bigger than {MAX_COLLECTION_BYTES} bytes", reason="format",
-                               path=path)
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
-                                       reason="truncated") from None
-        doc = lite.parse_json(data)
-        return collection_from_document(doc, verify=verify, allow_unverified=allow_unverified)
-    except lite.LiteError as exc:
-        raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
-    except MachineFileError as exc:
-        if exc.path is None:
-            raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
-        raise
+    return read_document(os.fspath(path), max_bytes=MAX_COLLECTION_BYTES,
+                         build=lambda doc: collection_from_document(
+                             doc, verify=verify, allow_unverified=allow_unverified))
 
 
 def _bad(what: str) -> MachineFileError:

@@ -28,18 +28,16 @@ several components is never written by any of them.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
-import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import lite
+from ._document import machine_document, read_document, write_document
 from ._errors import ExportError, MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,17 +56,6 @@ MAX_COMPONENTS = 1 << 16
 
 _KEYS = ("format", "format_version", "name", "version", "vars", "constants", "events",
          "independent", "families", "verification", "components", "hash")
-
-
-def _machine_document(m: Machine) -> dict[str, Any]:
-    """A component as the machine JSON export writes it, as a dict."""
-    from . import _tables
-    from ._json import write_json
-    meta, nf, step, fires = _tables(m, None)
-    out = io.StringIO()
-    write_json(out, meta, nf, step, fires)
-    doc: dict[str, Any] = json.loads(out.getvalue())
-    return doc
 
 
 def _hash(doc: Mapping[str, Any]) -> str:
@@ -109,7 +96,7 @@ def composed_document(m: ComposedMachine, *, allow_unverified: bool = False
         "independent": [list(p) for p in _declared_pairs(m)],
         "families": families or None,
         "verification": {"verified": verified, "report": m.report.to_dict()},
-        "components": [_machine_document(c) for c in m.components],
+        "components": [machine_document(c) for c in m.components],
     }
     doc["hash"] = _hash(doc)
     return doc
@@ -149,17 +136,7 @@ def export_composed(m: ComposedMachine, path: str | os.PathLike[str], *,
     if not 1 <= compresslevel <= 9:
         raise ExportError(f"compresslevel={compresslevel!r} (expected 1..9)")
     doc = composed_document(m, allow_unverified=allow_unverified)
-    data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    if format == "json.gz":
-        data = gzip.compress(data, compresslevel=compresslevel)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_document(path, doc, gz=format == "json.gz", compresslevel=compresslevel)
     return str(doc["hash"])
 
 
@@ -172,27 +149,9 @@ def load_composed(path: str | os.PathLike[str], *, verify: bool = True,
             that do not fit together, unverified.
         OSError: the file cannot be read.
     """
-    path = os.fspath(path)
-    if os.path.getsize(path) > MAX_COMPOSED_BYTES:
-        raise MachineFileError(f"bigger than {MAX_COMPOSED_BYTES} bytes", reason="format",
-                               path=path)
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
-                                       reason="truncated") from None
-        doc = lite.parse_json(data)
-        return composed_from_document(doc, verify=verify, allow_unverified=allow_unverified)
-    except lite.LiteError as exc:
-        raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
-    except MachineFileError as exc:
-        if exc.path is None:
-            raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
-        raise
+    return read_document(os.fspath(path), max_bytes=MAX_COMPOSED_BYTES,
+                         build=lambda doc: composed_from_document(
+                             doc, verify=verify, allow_unverified=allow_unverified))
 
 
 def _bad(what: str) -> MachineFileError:

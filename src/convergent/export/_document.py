@@ -1,0 +1,73 @@
+"""Files that are one JSON document holding whole machine files (composed
+machines, collections): the embedded machine document, the atomic write,
+and the bounded, located read."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .. import lite
+from ._errors import MachineFileError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..machine import Machine
+
+T = TypeVar("T")
+
+
+def machine_document(m: Machine) -> dict[str, Any]:
+    """``m`` as the machine JSON export writes it, as a dict (its own tables
+    and content hash, so it loads with the machine code)."""
+    from . import _tables
+    from ._json import write_json
+    meta, nf, step, fires = _tables(m, None)
+    out = io.StringIO()
+    write_json(out, meta, nf, step, fires)
+    doc: dict[str, Any] = json.loads(out.getvalue())
+    return doc
+
+
+def write_document(path: str, doc: Mapping[str, Any], *, gz: bool,
+                   compresslevel: int) -> None:
+    """Write ``doc`` (gzip'd if ``gz``) next to ``path`` and rename it into
+    place: a reader never sees half a file."""
+    data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    if gz:
+        data = gzip.compress(data, compresslevel=compresslevel)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_document(path: str, *, max_bytes: int, build: Callable[[Any], T]) -> T:
+    """``build`` of the JSON document in ``path`` (gzip'd or not). A file over
+    ``max_bytes`` is refused unread; every MachineFileError names ``path``."""
+    if os.path.getsize(path) > max_bytes:
+        raise MachineFileError(f"bigger than {max_bytes} bytes", reason="format", path=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
+                                       reason="truncated") from None
+        return build(lite.parse_json(data))
+    except lite.LiteError as exc:
+        raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
+    except MachineFileError as exc:
+        if exc.path is None:
+            raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
+        raise
