@@ -159,29 +159,7 @@ class _Checker:
         warnings = list(cm.warnings)
         init_id = self._initial_id()
         if norm.wfc_failure is not None:
-            f = norm.wfc_failure
-            state = local_to_state(cm, norm.space, f.state)
-            before: list[int] = []
-            cycle_local, repairs = f.cycle, f.repairs
-            found = self._wfc_trace(init_id)
-            trace = None
-            if found is not None:
-                trace, full_id = found
-                state = full_to_state(cm, full_id)
-                before, cycle_local, repairs = norm.cycle_from(
-                    int(full.project(norm.space, np.array([full_id]))[0]))
-            dnames = {cm.m.vars[v].name for v in norm.space.vars}
-
-            def as_full(loc: int) -> dict[str, Any]:
-                st = local_to_state(cm, norm.space, loc)
-                return {k: (st[k] if k in dnames else state[k]) for k in state}
-
-            cycle = [as_full(loc) for loc in cycle_local]
-            path = [as_full(loc) for loc in before]
-            wfc = WFCResult(False, None, WFCCounterexample(state, cycle, repairs, trace, path))
-            report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
-                                  None, warnings, full_to_state(cm, init_id))
-            return Analysis(report, cm, norm, full, None, None)
+            return self._wfc_fails(init_id, n_total, n_valid, warnings)
         wfc = WFCResult(True, norm.max_depth)
 
         # the initial state and its normal form
@@ -210,15 +188,7 @@ class _Checker:
         self.reach_depth = depth
         self.lap("reachability")
         facts = self._all_pairs(step, reach, depth)
-        pairs = list(self.spec.independent)
-        if self.independent == "auto":
-            declared = [] if self.spec.independent_all else pairs
-            commuting = [(a.name, b.name) for i, a in enumerate(self.cm.events)
-                         for b in self.cm.events[i + 1:]
-                         if commutes(self, facts[frozenset((a.name, b.name))])]
-            dset = {frozenset(p) for p in declared}
-            pairs = list(declared) + [p for p in commuting if frozenset(p) not in dset]
-        self.checked_pairs = pairs
+        pairs = self.checked_pairs = self._pairs_to_check(facts)
         cc1 = self._cc1(step, parent, pev, facts, pairs)
         self.lap("cc1")
         self.delivery = delivery(self, facts, reach, pairs)
@@ -236,6 +206,50 @@ class _Checker:
         an = Analysis(report, cm, norm, full, step, s0, reach,
                       [(a, b) for a, b in pairs], parent, pev)
         return an
+
+    def _wfc_fails(self, init_id: int, n_total: int, n_valid: int,
+                   warnings: list[str]) -> Analysis:
+        """Repairs loop: the report with the loop, reached by the shortest run
+        of events from the initial state when one reaches it."""
+        cm, norm, full = self.cm, self.norm, self.full
+        f = norm.wfc_failure
+        assert f is not None
+        state = local_to_state(cm, norm.space, f.state)
+        before: list[int] = []
+        cycle_local, repairs = f.cycle, f.repairs
+        found = self._wfc_trace(init_id)
+        trace = None
+        if found is not None:
+            trace, full_id = found
+            state = full_to_state(cm, full_id)
+            before, cycle_local, repairs = norm.cycle_from(
+                int(full.project(norm.space, np.array([full_id]))[0]))
+        dnames = {cm.m.vars[v].name for v in norm.space.vars}
+
+        def as_full(loc: int) -> dict[str, Any]:
+            st = local_to_state(cm, norm.space, loc)
+            return {k: (st[k] if k in dnames else state[k]) for k in state}
+
+        cycle = [as_full(loc) for loc in cycle_local]
+        path = [as_full(loc) for loc in before]
+        wfc = WFCResult(False, None, WFCCounterexample(state, cycle, repairs, trace, path))
+        report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
+                              None, warnings, full_to_state(cm, init_id))
+        return Analysis(report, cm, norm, full, None, None)
+
+    def _pairs_to_check(self, facts: dict[frozenset[str], tuple[int | None,
+                                                                 tuple[int, int] | None]]
+                        ) -> list[tuple[str, str]]:
+        """The declared pairs; in auto mode, those plus every pair that commutes."""
+        pairs = list(self.spec.independent)
+        if self.independent == "auto":
+            declared = [] if self.spec.independent_all else pairs
+            commuting = [(a.name, b.name) for i, a in enumerate(self.cm.events)
+                         for b in self.cm.events[i + 1:]
+                         if commutes(self, facts[frozenset((a.name, b.name))])]
+            dset = {frozenset(p) for p in declared}
+            pairs = list(declared) + [p for p in commuting if frozenset(p) not in dset]
+        return pairs
 
     def _wfc_trace(self, init_id: int) -> tuple[list[str], int] | None:
         """When repairs loop: the shortest run of events from the initial state

@@ -47,9 +47,15 @@ def idempotence(ck: _Checker, reach: np.ndarray) -> dict[str, tuple[int | None, 
 
 
 def delivery(ck: _Checker, facts: dict[frozenset[str], tuple[int | None, tuple[int, int] | None]],
-              reach: np.ndarray, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+             reach: np.ndarray | None, pairs: list[tuple[str, str]],
+             idem: dict[str, tuple[int | None, int | None]] | None = None) -> dict[str, Any]:
+    """The delivery contract. ``idem`` (event -> smallest non-idempotent
+    state in scope all / in scope reachable) is computed from ``reach`` unless
+    given (a sharded check computes it over its shards)."""
     cm = ck.cm
-    idem = idempotence(ck, reach)
+    if idem is None:
+        assert reach is not None
+        idem = idempotence(ck, reach)
     not_idem = []
     for name, (fa, fr) in idem.items():
         wit = fr if ck.scope == "reachable" else fa

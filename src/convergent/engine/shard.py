@@ -46,7 +46,7 @@ from ..spec.model import MachineSpec
 from .check import Analysis, Progress, _Checker
 from .compile import CompiledEvent, CompiledMachine, compile_machine
 from .decode import describe_state, full_to_state, local_to_state
-from .delivery import commutes, contract_words
+from .delivery import delivery
 from .findings import compute_findings
 from .normalize import Normalizer
 from .report import (
@@ -55,7 +55,6 @@ from .report import (
     CC2Result,
     Report,
     StateCounts,
-    WFCCounterexample,
     WFCResult,
 )
 from .space import Space
@@ -721,15 +720,7 @@ class _ShardedChecker(_Checker):
         self.reach_depth = depth
         self.lap("reachability")
         facts = self._all_pairs(step, reach, depth)
-        pairs = list(self.spec.independent)
-        if self.independent == "auto":
-            declared = [] if self.spec.independent_all else pairs
-            commuting = [(a.name, b.name) for i, a in enumerate(self.cm.events)
-                         for b in self.cm.events[i + 1:]
-                         if commutes(self, facts[frozenset((a.name, b.name))])]
-            dset = {frozenset(p) for p in declared}
-            pairs = list(declared) + [p for p in commuting if frozenset(p) not in dset]
-        self.checked_pairs = pairs
+        pairs = self.checked_pairs = self._pairs_to_check(facts)
         cc1: CC1Result = self._cc1(step, parent, pev, facts, pairs)
         self.lap("cc1")
         self.delivery = self._delivery(facts, pairs)
@@ -745,36 +736,6 @@ class _ShardedChecker(_Checker):
                               StateCounts(n_total, n_valid, len(reach)), wfc, cc1, cc2,
                               findings, warnings, full_to_state(cm, s0))
         return Analysis(report, cm, norm, full, None, s0, reach, list(pairs), None, None)
-
-    def _wfc_fails(self, init_id: int, n_total: int, n_valid: int,
-                   warnings: list[str]) -> Analysis:
-        """Repairs loop: the engine's WFC report (its trace search computes
-        steps on the fly already; nothing here is of size N)."""
-        cm, norm, full = self.cm, self.norm, self.full
-        f = norm.wfc_failure
-        assert f is not None
-        state = local_to_state(cm, norm.space, f.state)
-        before: list[int] = []
-        cycle_local, repairs = f.cycle, f.repairs
-        found = self._wfc_trace(init_id)
-        trace = None
-        if found is not None:
-            trace, full_id = found
-            state = full_to_state(cm, full_id)
-            before, cycle_local, repairs = norm.cycle_from(
-                int(full.project(norm.space, np.array([full_id]))[0]))
-        dnames = {cm.m.vars[v].name for v in norm.space.vars}
-
-        def as_full(loc: int) -> dict[str, Any]:
-            st = local_to_state(cm, norm.space, loc)
-            return {k: (st[k] if k in dnames else state[k]) for k in state}
-
-        wfc = WFCResult(False, None, WFCCounterexample(
-            state, [as_full(x) for x in cycle_local], repairs, trace,
-            [as_full(x) for x in before]))
-        report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
-                              None, warnings, full_to_state(cm, init_id))
-        return Analysis(report, cm, norm, full, None, None)
 
     # -- reachability: level-synchronous BFS, merged as the engine merges
 
@@ -1005,36 +966,8 @@ class _ShardedChecker(_Checker):
     def _delivery(self, facts: dict[frozenset[str], Fact], pairs: list[tuple[str, str]]
                   ) -> dict[str, Any]:
         """delivery.delivery with the sharded idempotence (the same dict)."""
-        cm = self.cm
-        idem = self._idempotence()
-        not_idem = []
-        for name, (fa, fr) in idem.items():
-            wit = fr if self.scope == "reachable" else fa
-            if wit is not None:
-                not_idem.append({"event": name, "state": full_to_state(cm, wit)})
-        declared = {frozenset(p) for p in pairs}
-        order = []
-        obligations: list[list[str]] = []
-        errors: list[list[str]] = []
-        for i, a in enumerate(cm.events):
-            for b in cm.events[i + 1:]:
-                key = frozenset((a.name, b.name))
-                ok = commutes(self, facts[key])
-                order.append({"events": [a.name, b.name], "commutes": ok,
-                              "commutes_all_valid": facts[key][0] is None,
-                              "declared": key in declared})
-                if not ok:
-                    (errors if key in declared else obligations).append([a.name, b.name])
-        need_dedup = [str(d["event"]) for d in not_idem]
-        words = contract_words(cm.spec.name, self.scope, need_dedup, obligations, errors)
-        return {"scope": self.scope, "mode": self.independent,
-                "idempotent": {k: (v[1] if self.scope == "reachable" else v[0]) is None
-                               for k, v in idem.items()},
-                "not_idempotent": not_idem, "order": order,
-                "causal_order_required": obligations, "errors": errors,
-                "auto_independent": ([list(p) for p in pairs]
-                                     if self.independent == "auto" else None),
-                "contract": words}
+        return delivery(self, facts, None, pairs,
+                        idem=self._idempotence())
 
     def _full_valid(self) -> np.ndarray:  # pragma: no cover - never on the full space
         raise ShardError("a sharded check never builds a full-space table")
