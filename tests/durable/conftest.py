@@ -3,7 +3,6 @@ reason, only when it cannot run here) and the store matrix."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,28 +12,12 @@ import pytest
 from convergent.durable import EntityStore, open_store
 
 # one PostgreSQL harness for the whole suite: the replica tests' own
-from runtime.servers import PostgresServer, find_postgres, postgres_user
+from runtime.servers import postgres_or_skip
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    if importlib.util.find_spec("psycopg") is None:
-        pytest.skip("psycopg is not installed: pip install 'psycopg[binary]'")
-    bindir = find_postgres()
-    if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, postgres) not found on PATH or under "
-                    "/usr/lib/postgresql/*/bin")
-    how = postgres_user()
-    if how is None:
-        pytest.skip("running as root with no 'postgres' user or no runuser: PostgreSQL "
-                    "refuses to run as root")
-    prefix, uid, _ = how
-    server = PostgresServer(bindir, prefix, uid)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    yield from postgres_or_skip()
 
 
 def _fresh_pg(url: str) -> str:

@@ -12,28 +12,12 @@ import pytest
 
 from convergent.runtime import MemoryStore, SQLiteStore, Store
 
-from .servers import NatsServer, PostgresServer, find_nats, find_postgres, postgres_user
+from .servers import NatsServer, find_nats, postgres_or_skip
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    if importlib.util.find_spec("psycopg") is None:
-        pytest.skip("psycopg is not installed: pip install 'psycopg[binary]'")
-    bindir = find_postgres()
-    if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, postgres) not found on PATH or under "
-                    "/usr/lib/postgresql/*/bin")
-    how = postgres_user()
-    if how is None:
-        pytest.skip("running as root with no 'postgres' user or no runuser: PostgreSQL "
-                    "refuses to run as root")
-    prefix, uid, _ = how
-    server = PostgresServer(bindir, prefix, uid)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    yield from postgres_or_skip()
 
 
 @pytest.fixture

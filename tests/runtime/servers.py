@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -172,3 +173,29 @@ class PostgresServer:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_or_skip() -> Iterator[str]:
+    """The body of a session ``postgres_url`` fixture: a real PostgreSQL on
+    loopback for the session, or a pytest skip with the reason it cannot run
+    here (no psycopg, no binaries, root with no 'postgres' user)."""
+    import importlib.util
+
+    import pytest
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("psycopg is not installed: pip install 'psycopg[binary]'")
+    bindir = find_postgres()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries (initdb, postgres) not found on PATH or under "
+                    "/usr/lib/postgresql/*/bin")
+    how = postgres_user()
+    if how is None:
+        pytest.skip("running as root with no 'postgres' user or no runuser: PostgreSQL "
+                    "refuses to run as root")
+    prefix, uid, _ = how
+    server = PostgresServer(bindir, prefix, uid)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
