@@ -85,3 +85,24 @@ def rows_above(data: str | bytes, horizon: int) -> tuple[list[Any], int]:
 def encode_kept(rows: list[Any]) -> tuple[int, int, str]:
     """``(lo, n, data)`` of the rows ``rows_above`` kept."""
     return min(it[2] for it in rows), len(rows), _ENCODE(rows)
+
+
+def drop_compacted(execute: Any, replica: str, horizon: int, ph: str = "?") -> int:
+    """Inside the caller's transaction: delete ``replica``'s events with hlc
+    at or below ``horizon`` (per-event rows of the old layout and batch rows,
+    trimming a batch that straddles the horizon); how many were deleted.
+    ``execute(sql, params)`` is the connection's, ``ph`` its placeholder."""
+    def q(sql: str) -> str:
+        return sql.replace("?", ph)
+    r, h = replica, horizon
+    n = int(execute(q("DELETE FROM cv_events WHERE replica = ? AND hlc <= ?"), (r, h)).rowcount)
+    for pos, data in execute(q("SELECT pos, data FROM cv_batches WHERE replica = ? AND lo <= ? "
+                               "AND hi > ?"), (r, h, h)).fetchall():
+        keep, dropped = rows_above(data, h)
+        n += dropped
+        execute(q("UPDATE cv_batches SET lo = ?, n = ?, data = ? WHERE pos = ?"),
+                (*encode_kept(keep), pos))
+    n += int(execute(q("SELECT coalesce(sum(n), 0) FROM cv_batches WHERE replica = ? "
+                       "AND hi <= ?"), (r, h)).fetchone()[0])
+    execute(q("DELETE FROM cv_batches WHERE replica = ? AND hi <= ?"), (r, h))
+    return n

@@ -24,7 +24,7 @@ from .._bulk import BULK, bulk
 from ..envelope import Envelope
 from ..errors import StoreError
 from ..model import Snapshot
-from ._batches import check_fresh, decode_rows, encode_kept, encode_rows, rows_above
+from ._batches import check_fresh, decode_rows, drop_compacted, encode_rows
 from .base import Store, check_meta, row_envelope
 
 try:
@@ -234,19 +234,7 @@ class PostgresStore(Store):
                 db.execute("INSERT INTO cv_snapshots VALUES (%s, %s, %s) ON CONFLICT (replica) "
                            "DO UPDATE SET horizon = EXCLUDED.horizon, data = EXCLUDED.data",
                            (r, snapshot.horizon, json.dumps(snapshot.to_dict())))
-                h = snapshot.horizon
-                n = db.execute("DELETE FROM cv_events WHERE replica = %s AND hlc <= %s",
-                               (r, h)).rowcount
-                for pos, data in db.execute(
-                        "SELECT pos, data FROM cv_batches WHERE replica = %s AND lo <= %s "
-                        "AND hi > %s", (r, h, h)).fetchall():
-                    keep, dropped = rows_above(data, h)
-                    n += dropped
-                    db.execute("UPDATE cv_batches SET lo = %s, n = %s, data = %s WHERE pos = %s",
-                               (*encode_kept(keep), pos))
-                n += int(db.execute("SELECT coalesce(sum(n), 0) FROM cv_batches WHERE "
-                                    "replica = %s AND hi <= %s", (r, h)).fetchone()[0])
-                db.execute("DELETE FROM cv_batches WHERE replica = %s AND hi <= %s", (r, h))
+                n = drop_compacted(db.execute, r, snapshot.horizon, "%s")
         except psycopg.Error as exc:
             raise self._fail("compaction failed, nothing changed", exc) from None
         return int(n)

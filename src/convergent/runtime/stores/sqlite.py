@@ -29,7 +29,7 @@ from .._bulk import BULK, bulk
 from ..envelope import Envelope
 from ..errors import StoreError
 from ..model import Snapshot
-from ._batches import check_fresh, decode_rows, encode_kept, encode_rows, rows_above
+from ._batches import check_fresh, decode_rows, drop_compacted, encode_rows
 from .base import Store, check_meta, row_envelope
 
 __all__ = ["SQLiteStore"]
@@ -247,19 +247,7 @@ class SQLiteStore(Store):
             try:
                 db.execute("INSERT OR REPLACE INTO cv_snapshots VALUES (?, ?, ?)",
                            (r, snapshot.horizon, json.dumps(snapshot.to_dict())))
-                h = snapshot.horizon
-                n = db.execute("DELETE FROM cv_events WHERE replica = ? AND hlc <= ?",
-                               (r, h)).rowcount
-                for pos, data in db.execute(
-                        "SELECT pos, data FROM cv_batches WHERE replica = ? AND lo <= ? "
-                        "AND hi > ?", (r, h, h)).fetchall():
-                    keep, dropped = rows_above(data, h)
-                    n += dropped
-                    db.execute("UPDATE cv_batches SET lo = ?, n = ?, data = ? WHERE pos = ?",
-                               (*encode_kept(keep), pos))
-                n += int(db.execute("SELECT coalesce(sum(n), 0) FROM cv_batches WHERE "
-                                    "replica = ? AND hi <= ?", (r, h)).fetchone()[0])
-                db.execute("DELETE FROM cv_batches WHERE replica = ? AND hi <= ?", (r, h))
+                n = drop_compacted(db.execute, r, snapshot.horizon)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
