@@ -22,7 +22,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,25 +99,12 @@ class _Replicas:
 def _inspector(status_files: list[str]) -> Iterator[str]:
     from convergent import load_spec
     from convergent.web.inspection import inspect_spec
-    from convergent.web.server import bind, server_for, url_of
+    from convergent.web.server import serving
     inspections = [inspect_spec(0, "gsm_order.yaml", load_spec(str(EXAMPLES / "gsm_order.yaml"))),
                    inspect_spec(1, "bank_account.yaml",
                                 load_spec(str(EXAMPLES / "bank_account.yaml")))]
-    sock = bind("127.0.0.1", 0)
-    server = server_for(inspections, "127.0.0.1", replica_status=status_files)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the inspector did not start")
-        time.sleep(0.02)
-    try:
-        yield url_of(sock).rstrip("/")
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(inspections, replica_status=status_files) as url:
+        yield url
 
 
 def _wait_until(page: Any, js_function: str) -> None:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,22 +41,9 @@ def inspection_of(path: Path, index: int = 0) -> Inspection:
 def live_server(inspections: list[Inspection],
                 replica_status: list[str] | None = None) -> Iterator[str]:
     """Serve ``inspections`` on 127.0.0.1:<free port>; yields the base URL."""
-    from convergent.web.server import bind, server_for, url_of
-    sock = bind("127.0.0.1", 0)
-    server = server_for(inspections, "127.0.0.1", replica_status=replica_status or ())
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the inspector did not start")
-        time.sleep(0.02)
-    try:
-        yield url_of(sock).rstrip("/")
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    from convergent.web.server import serving
+    with serving(inspections, replica_status=replica_status or ()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

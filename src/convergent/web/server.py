@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ConvergentError
 from .app import LOOPBACK_HOSTS, create_app
 from .inspection import Inspection
 
-__all__ = ["allowed_hosts", "bind", "check_host", "run"]
+__all__ = ["allowed_hosts", "bind", "check_host", "run", "serving"]
 
 
 def _is_loopback(host: str) -> bool:
@@ -97,4 +100,27 @@ def run(inspections: Sequence[Inspection], *, host: str, port: int,
     try:
         server.run(sockets=[sock])
     finally:
+        sock.close()
+
+
+@contextmanager
+def serving(inspections: Sequence[Inspection], *,
+            replica_status: Sequence[str] = ()) -> Iterator[str]:
+    """Serve ``inspections`` from a background thread on 127.0.0.1 and a free
+    port (a notebook, a test, a screenshot script); yields the base URL and
+    stops the server when the block ends."""
+    sock = bind("127.0.0.1", 0)
+    server = server_for(inspections, "127.0.0.1", replica_status=replica_status)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise ConvergentError("the inspector did not start")
+        time.sleep(0.02)
+    try:
+        yield url_of(sock).rstrip("/")
+    finally:
+        server.should_exit = True
+        thread.join(10)
         sock.close()
