@@ -162,15 +162,7 @@ class _Checker:
             return self._wfc_fails(init_id, n_total, n_valid, warnings)
         wfc = WFCResult(True, norm.max_depth)
 
-        # the initial state and its normal form
-        d_init = int(full.project(norm.space, np.array([init_id]))[0])
-        if not norm.valid[d_init]:
-            inv = cm.invariants[int(norm.first_fail[d_init])].name
-            s0 = int(init_id + norm.nf_delta(full)[d_init])
-            warnings.append(f"the initial state breaks invariant {inv!r}; reachability starts "
-                            f"from its normal form {describe_state(full_to_state(cm, s0))}")
-        else:
-            s0 = init_id
+        s0 = self._start(init_id, warnings)
         # WFC holds here: what a composed check needs of this machine when
         # another component's repairs loop (its events are then never
         # evaluated, as whole enumeration stops at the loop)
@@ -236,6 +228,19 @@ class _Checker:
         report = self._report("fail", StateCounts(n_total, n_valid, None), wfc, None, None,
                               None, warnings, full_to_state(cm, init_id))
         return Analysis(report, cm, norm, full, None, None)
+
+    def _start(self, init_id: int, warnings: list[str]) -> int:
+        """Where reachability starts: the initial state's normal form (with a
+        warning in ``warnings`` when the initial state is invalid)."""
+        cm, norm, full = self.cm, self.norm, self.full
+        d_init = int(full.project(norm.space, np.array([init_id]))[0])
+        if norm.valid[d_init]:
+            return init_id
+        inv = cm.invariants[int(norm.first_fail[d_init])].name
+        s0 = int(init_id + norm.nf_delta(full)[d_init])
+        warnings.append(f"the initial state breaks invariant {inv!r}; reachability starts "
+                        f"from its normal form {describe_state(full_to_state(cm, s0))}")
+        return s0
 
     def _pairs_to_check(self, facts: dict[frozenset[str], tuple[int | None,
                                                                  tuple[int, int] | None]]

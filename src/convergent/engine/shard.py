@@ -704,14 +704,7 @@ class _ShardedChecker(_Checker):
         if norm.wfc_failure is not None:
             return self._wfc_fails(init_id, n_total, n_valid, warnings)
         wfc = WFCResult(True, norm.max_depth)
-        d_init = int(full.project(norm.space, np.array([init_id]))[0])
-        if not norm.valid[d_init]:
-            inv = cm.invariants[int(norm.first_fail[d_init])].name
-            s0 = int(init_id + norm.nf_delta(full)[d_init])
-            warnings.append(f"the initial state breaks invariant {inv!r}; reachability starts "
-                            f"from its normal form {describe_state(full_to_state(cm, s0))}")
-        else:
-            s0 = init_id
+        s0 = self._start(init_id, warnings)
         self._check_overflow()
         self.lap("events")
         step = cast(np.ndarray, _LazyStep(self.ctx))
