@@ -71,3 +71,21 @@ def read_document(path: str, *, max_bytes: int, build: Callable[[Any], T]) -> T:
         if exc.path is None:
             raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
         raise
+
+
+def check_header(doc: Any, *, fmt: str, version: int, keys: tuple[str, ...],
+                 what: str) -> Mapping[str, Any]:
+    """``doc`` as a mapping of format ``fmt``, version ``version`` and
+    exactly ``keys``; else a MachineFileError ("not a valid <what> file")."""
+    if not isinstance(doc, Mapping) or doc.get("format") != fmt:
+        raise MachineFileError(f"not a valid {what} file: format is not {fmt!r}",
+                               reason="format")
+    if doc.get("format_version") != version:
+        raise MachineFileError(f"format_version {doc.get('format_version')!r} (this version "
+                               f"reads {version})", reason="version")
+    unknown = sorted(set(doc) - set(keys))
+    missing = [k for k in keys if k not in doc]
+    if unknown or missing:
+        raise MachineFileError(f"not a valid {what} file: unknown keys {unknown}, missing "
+                               f"keys {missing}", reason="format")
+    return doc

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import lite
-from ._document import machine_document, read_document, write_document
+from ._document import check_header, machine_document, read_document, write_document
 from ._errors import ExportError, MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,15 +137,7 @@ def collection_from_document(doc: Any, *, verify: bool = True,
     from ..collection import Aggregate, CollectionMachine
     from ..errors import SpecError
     from ._json import machine_from_json
-    if not isinstance(doc, Mapping) or doc.get("format") != COLLECTION_FORMAT:
-        raise _bad(f"format is not {COLLECTION_FORMAT!r}")
-    if doc.get("format_version") != COLLECTION_FORMAT_VERSION:
-        raise MachineFileError(f"format_version {doc.get('format_version')!r} (this version "
-                               f"reads {COLLECTION_FORMAT_VERSION})", reason="version")
-    unknown = sorted(set(doc) - set(_KEYS))
-    missing = [k for k in _KEYS if k not in doc]
-    if unknown or missing:
-        raise _bad(f"unknown keys {unknown}, missing keys {missing}")
+    doc = check_header(doc, fmt=COLLECTION_FORMAT, version=COLLECTION_FORMAT_VERSION, keys=_KEYS, what="collection")
     for k in ("name", "key", "key_type", "admission", "hash"):
         if not isinstance(doc[k], str):
             raise _bad(f"{k} must be a string")

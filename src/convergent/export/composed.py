@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import lite
-from ._document import machine_document, read_document, write_document
+from ._document import check_header, machine_document, read_document, write_document
 from ._errors import ExportError, MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -177,15 +177,7 @@ def composed_from_document(doc: Any, *, verify: bool = True,
     from ..composed import ComposedMachine
     from ._format import families_from_meta, report_from_dict, var_entry, var_from_entry
     from ._json import machine_from_json
-    if not isinstance(doc, Mapping) or doc.get("format") != COMPOSED_FORMAT:
-        raise _bad(f"format is not {COMPOSED_FORMAT!r}")
-    if doc.get("format_version") != COMPOSED_FORMAT_VERSION:
-        raise MachineFileError(f"format_version {doc.get('format_version')!r} (this version "
-                               f"reads {COMPOSED_FORMAT_VERSION})", reason="version")
-    unknown = sorted(set(doc) - set(_KEYS))
-    missing = [k for k in _KEYS if k not in doc]
-    if unknown or missing:
-        raise _bad(f"unknown keys {unknown}, missing keys {missing}")
+    doc = check_header(doc, fmt=COMPOSED_FORMAT, version=COMPOSED_FORMAT_VERSION, keys=_KEYS, what="composed machine")
     if not isinstance(doc["name"], str) or not isinstance(doc["hash"], str):
         raise _bad("name and hash must be strings")
     if isinstance(doc["version"], bool) or not isinstance(doc["version"], int):
