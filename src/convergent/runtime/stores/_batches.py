@@ -106,3 +106,20 @@ def drop_compacted(execute: Any, replica: str, horizon: int, ph: str = "?") -> i
                        "AND hi <= ?"), (r, h)).fetchone()[0])
     execute(q("DELETE FROM cv_batches WHERE replica = ? AND hi <= ?"), (r, h))
     return n
+
+
+def stored_log(policy: str, rows: Sequence[Sequence[Any]],
+               batches: Sequence[Sequence[Any]], where: str) -> list[Envelope]:
+    """The retained log from the per-event rows of the old layout, then the
+    batch rows (each ``(data,)``), in stored order; an unreadable batch is a
+    StoreError naming ``where`` (the store and the replica)."""
+    from ..errors import StoreError
+    from .base import row_envelope
+    out = [row_envelope(policy, *row) for row in rows]
+    with bulk(len(batches) * BULK):  # one pause of the collector for the whole log
+        for (data,) in batches:
+            try:
+                out.extend(decode_rows(data, policy))
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"{where} is unreadable: {exc}") from None
+    return out

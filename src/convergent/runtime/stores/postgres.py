@@ -20,12 +20,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._bulk import BULK, bulk
 from ..envelope import Envelope
 from ..errors import StoreError
 from ..model import Snapshot
-from ._batches import check_fresh, decode_rows, drop_compacted, encode_rows
-from .base import Store, check_meta, row_envelope
+from ._batches import check_fresh, drop_compacted, encode_rows, stored_log
+from .base import Store, check_meta
 
 try:
     import psycopg
@@ -178,15 +177,8 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise self._fail(f"cannot read replica {r!r}", exc) from None
         snap = None if snap_row is None else Snapshot.from_dict(json.loads(snap_row[0]))
-        policy = self._policy
-        out = [row_envelope(policy, *row) for row in rows]
-        with bulk(len(batches) * BULK):  # one pause of the collector for the whole log
-            for (data,) in batches:
-                try:
-                    out.extend(decode_rows(data, policy))
-                except (ValueError, TypeError) as exc:
-                    raise StoreError(f"{_safe(self.url)}: a stored batch of replica {r!r} is "
-                                     f"unreadable: {exc}") from None
+        out = stored_log(self._policy, rows, batches,
+                         f"{_safe(self.url)}: a stored batch of replica {r!r}")
         top = dict(snap.version) if snap is not None else {}
         for e in out:
             if e[3] > top.get(e[2], 0):
