@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import functools
 import gc
 import json
 import os
@@ -217,26 +216,11 @@ def sqlite_emit(m: Any, d: str, n: int, batch: int, sync: str = "full",
     return n / dt
 
 
-@functools.lru_cache(maxsize=1)
 def _es_classes() -> tuple[Any, Any]:
-    """An eventsourcing aggregate and application, defined once (the library
-    refuses a second class under the same topic): a counter ticked by one
-    event, as benchmarks/bench_durable.py drives it."""
-    from eventsourcing.application import Application
-    from eventsourcing.domain import Aggregate, event
-
-    class Counter(Aggregate):
-        def __init__(self) -> None:
-            self.n = 0
-
-        @event("Ticked")
-        def tick(self) -> None:
-            self.n += 1
-
-    class Counters(Application[uuid.UUID]):
-        pass
-
-    return Counter, Counters
+    """The eventsourcing counter of benchmarks/bench_durable.py (the library
+    refuses a second class under the same topic, so both scripts drive one)."""
+    from bench_durable import _es_classes as classes
+    return classes()
 
 
 def eventsourcing_save(d: str, n: int, per_save: int) -> float | None:
