@@ -60,7 +60,8 @@ def test_every_runtime_command_has_help_with_an_example() -> None:
 def test_exported_names_are_pinned() -> None:
     assert runtime.__all__ == sorted(runtime.__all__)
     assert runtime.__all__ == [
-        "BackpressureError", "Change", "Envelope", "Explanation", "HybridClock", "Keyring",
+        "BackpressureError", "Change", "Envelope", "Envelopes", "Explanation", "HybridClock",
+        "Keyring",
         "Limits", "MemoryStore", "NatsTransport", "PolicyMismatchError", "PostgresStore",
         "ProtocolError", "Repair", "Replica", "ReplicaError", "ReplicaService", "ReplicaStats",
         "SQLiteStore", "SignatureError", "SimNetwork", "SimTransport", "Snapshot", "Step",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .envelope import Envelope, Limits, decode_batch, encode_batch
+from .envelope import Envelope, Envelopes, Limits, decode_batch, encode_batch
 from .errors import (
     BackpressureError,
     PolicyMismatchError,
@@ -36,6 +36,7 @@ __all__ = [
     "BackpressureError",
     "Change",
     "Envelope",
+    "Envelopes",
     "Explanation",
     "HybridClock",
     "Keyring",

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from sys import intern
 from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 from ._bulk import bulk
 from .errors import PolicyMismatchError, ProtocolError
 
-__all__ = ["DEFAULT_LIMITS", "Envelope", "Limits", "check_envelope", "check_meta_value",
-           "decode_batch", "decode_batch_part", "encode_batch", "loads_bounded",
-           "valid_replica_id"]
+__all__ = ["DEFAULT_LIMITS", "Envelope", "Envelopes", "Limits", "as_envelope", "check_envelope",
+           "check_meta_value", "decode_batch", "decode_batch_part", "encode_batch", "loads_bounded",
+           "rows_of", "valid_replica_id"]
 
 WIRE_FORMAT = "convergent-envelopes/1"
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -131,6 +131,79 @@ class _Checked(Envelope):
     through the public ``Envelope(...)`` is checked."""
 
     __slots__ = ()
+
+
+
+_new = tuple.__new__
+
+
+def as_envelope(row: tuple[Any, ...]) -> Envelope:
+    """The ``Envelope`` of a log row. A replica keeps the events it issues in
+    bulk as plain tuples of the envelope's layout: the cyclic collector
+    stops tracking a plain tuple of immutable fields after its first pass,
+    while it walks every tuple-subclass instance at every full collection
+    (a log of millions of envelopes made each collection cost that much)."""
+    return row if type(row) is not tuple else _new(_Checked, row)  # type: ignore[return-value]
+
+
+class Envelopes(Sequence[Envelope]):
+    """Envelopes read from a replica's rows (``emit_many``'s result, what a
+    store's ``append`` and a transport's ``broadcast`` are given): a
+    read-only sequence that builds each ``Envelope`` when it is read, so
+    that a caller that drops the result, or a store that only encodes
+    fields, never pays for envelope objects it does not use. Compares equal
+    to a list or tuple of the same envelopes."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Envelope: ...
+    @overload
+    def __getitem__(self, i: slice) -> Envelopes: ...
+    def __getitem__(self, i: int | slice) -> Envelope | Envelopes:
+        if isinstance(i, slice):
+            return Envelopes(self._rows[i])
+        return as_envelope(self._rows[i])
+
+    def __iter__(self) -> Iterator[Envelope]:
+        return map(as_envelope, self._rows)
+
+    def __reversed__(self) -> Iterator[Envelope]:
+        return map(as_envelope, reversed(self._rows))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Envelopes):
+            other = other._rows
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self._rows) and all(
+                a == b for a, b in zip(self._rows, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Iterable[Envelope]) -> list[Envelope]:
+        return [*self, *other]
+
+    def __radd__(self, other: Iterable[Envelope]) -> list[Envelope]:
+        return [*other, *self]
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(e) for e in self[:3])
+        more = f", ... ({len(self)} in all)" if len(self) > 3 else ""
+        return f"Envelopes([{head}{more}])"
+
+
+def rows_of(envelopes: Sequence[Envelope]) -> Sequence[Any]:
+    """The rows under ``envelopes`` (an ``Envelopes`` view) or ``envelopes``
+    itself: the stores and transports of this package read fields by
+    position, which rows and envelopes share."""
+    return envelopes._rows if type(envelopes) is Envelopes else envelopes
 
 
 @dataclass(frozen=True)
@@ -290,6 +363,7 @@ def encode_batch(machine: str, policy: str, envelopes: Sequence[Envelope], *,
     (from 0) of ``n`` of one answer named ``tag`` (1 to 32 letters or
     digits), which a receiver applies as one batch once all parts are in
     (``decode_batch_part``); receivers that do not know the field ignore it."""
+    envelopes = rows_of(envelopes)
     for e in envelopes:
         if e[8] != policy:
             raise PolicyMismatchError(

@@ -69,8 +69,10 @@ from .envelope import (
     DEFAULT_LIMITS,
     MAX_HLC,
     Envelope,
+    Envelopes,
     _Checked,
     Limits,
+    as_envelope,
     check_envelope,
     check_meta_value,
     valid_replica_id,
@@ -352,7 +354,7 @@ class Replica:
     def log(self) -> tuple[Envelope, ...]:
         """The accepted events after the compacted prefix, in canonical order
         (the order their effects were computed in)."""
-        return tuple(self._log)
+        return tuple(map(as_envelope, self._log))
 
     @property
     def pending(self) -> tuple[Envelope, ...]:
@@ -431,7 +433,7 @@ class Replica:
         idx, tables = self._idx, self._steps
         for e in self._log[start:]:
             t = tables[idx[e[5]]][s]
-            steps.append(Step(e, m.decode(int(s)), m.decode(int(t))))
+            steps.append(Step(as_envelope(e), m.decode(int(s)), m.decode(int(t))))
             s = t
         return Explanation(replica=self.id, machine=m.name, initial=m.decode(m.initial),
                            base=self._base_snapshot, steps=tuple(steps),
@@ -494,12 +496,17 @@ class Replica:
         return env
 
     def emit_many(self, events: Sequence[str],
-                  meta: Mapping[str, Any] | None = None) -> list[Envelope]:
+                  meta: Mapping[str, Any] | None = None) -> Envelopes:
         """Issue several local events at once, in order: the same as calling
         ``emit`` for each (one commit at the end with autoflush), but with
         the per-event work done in bulk (one clock reading, one meta check,
         the fold through the machine's tables in one loop). ``meta`` is
-        shared by all of them. Returns their envelopes.
+        shared by all of them. Returns their envelopes (a read-only
+        sequence that builds each ``Envelope`` when it is read).
+
+        Each event after the first names no dependency: its one dependency
+        is its origin's previous event, which causal delivery waits for
+        anyway (``seq`` numbers an origin's events without gaps).
 
         Raises MachineUsageError for an unknown event (nothing is emitted),
         ReplicaError for bad meta."""
@@ -507,10 +514,10 @@ class Replica:
             raise ReplicaError(f"replica {self.id!r} is closed")
         n = len(events)
         if not n:
-            return []
+            return Envelopes([])
         idx, names = self._idx, self.machine.events
         try:
-            eis = [idx[e] for e in events]
+            eis = list(map(idx.__getitem__, events))
         except (KeyError, TypeError):
             eis = [self.machine._event(e) for e in events]
         if meta is not None:
@@ -524,7 +531,7 @@ class Replica:
         with _bulk(n):
             return self._emit_many(eis, meta)
 
-    def _emit_many(self, eis: list[int], meta: Mapping[str, Any] | None) -> list[Envelope]:
+    def _emit_many(self, eis: list[int], meta: Mapping[str, Any] | None) -> Envelopes:
         n = len(eis)
         names = self.machine.events
         me, policy, vv, heads = self.id, self._policy, self._vv, self._heads
@@ -537,17 +544,19 @@ class Replica:
                                "before clocks were bounded?); nothing was emitted")
         self._hlc.last = top  # t0, t0 + 1, ...: above everything applied, in order
         # every column built by C iterators (no bytecode per event): the ids,
-        # each event's one dependency (the previous id), the sort keys, then
-        # the envelopes themselves (tuple.__new__ over zipped columns)
-        hs, qs = range(t0, top + 1), range(seq0, seq0 + n)
+        # the sort keys, then the rows themselves (plain tuples of the
+        # envelope's layout, zipped from the columns; see as_envelope). The
+        # first event depends on the heads, each later one only on its
+        # predecessor, which its seq already implies: no dependency tuple.
+        # (the clocks and numbers as lists: each int is made once, and the
+        # key and the row share it)
+        hs, qs = list(range(t0, top + 1)), list(range(seq0, seq0 + n))
         ids = list(map(f"{me}:".__add__, map(str, qs)))
         first = tuple(sorted(heads)) if len(heads) > 1 else tuple(heads)
-        deps = chain((first,), zip(ids))
+        deps = chain((first,), repeat((), n - 1))
         keys = zip(hs, repeat(me), qs)
-        envs: list[Envelope] = list(map(
-            tuple.__new__, repeat(_Checked),
-            zip(keys, ids, repeat(me), qs, hs, map(names.__getitem__, eis), deps,
-                repeat(meta), repeat(policy))))
+        envs: list[Any] = list(zip(keys, ids, repeat(me), qs, hs, map(names.__getitem__, eis),
+                                   deps, repeat(meta), repeat(policy)))
         vv[me] = seq0 + n - 1
         self._clocks[me] = top
         heads.clear()
@@ -574,7 +583,7 @@ class Replica:
         self._changed.extend(envs)
         if self._autoflush and not self._batch_depth:
             self.flush()
-        return envs
+        return Envelopes(envs)
 
     def receive(self, envelopes: Envelope | Iterable[Envelope]) -> int:
         """Accept remote envelopes (any order, duplicates welcome); returns how
@@ -665,7 +674,11 @@ class Replica:
                 continue
             deps = env[6]
             eid = env[1]
-            if len(deps) == 1 and deps[0] == prev_id:
+            if not deps and prev_origin == origin:
+                # a burst of one origin (emit_many): the event just applied is
+                # its predecessor (same origin, seq one less) and only dependency
+                heads.discard(prev_id)
+            elif len(deps) == 1 and deps[0] == prev_id:
                 # the usual stream: it depends on the event just applied
                 heads.discard(prev_id)
                 if prev_origin != origin and seq > 1:
@@ -1039,7 +1052,7 @@ class Replica:
         n = len(self._unflushed)
         if n:
             batch = self._unflushed
-            self.store.append(batch)
+            self.store.append(Envelopes(batch))
             self._unflushed = []
             self._committed(batch)
         if self._unsent:
@@ -1047,7 +1060,7 @@ class Replica:
             self._unsent = []
             self._durable_own = own[-1][3]
             if self.transport is not None:
-                self.transport.broadcast(own)
+                self.transport.broadcast(Envelopes(own))
         if self._changed or self._touched:
             self._notify()
         return n
@@ -1078,7 +1091,8 @@ class Replica:
         if not self._subscribers:
             return
         m = self.machine
-        change = Change(m.state(before), m.state(after), events, repaired)
+        change = Change(m.state(before), m.state(after), tuple(map(as_envelope, events)),
+                        repaired)
         error: BaseException | None = None
         for cb in list(self._subscribers):
             try:
@@ -1124,7 +1138,7 @@ class Replica:
             if own:
                 self._durable_own = own[-1][3]
                 if self.transport is not None:
-                    self.transport.broadcast(own)
+                    self.transport.broadcast(Envelopes(own))
             # (a subscriber that came in meanwhile starts from its own moment)
             if (changed or before != after) and before >= 0 and after >= 0:
                 self._tell(before, after, tuple(changed), repaired)
@@ -1137,7 +1151,7 @@ class Replica:
             self._notify_from = before
             self._notify_repaired = self._notify_repaired or repaired
 
-        return _StoreOp(self.store.append, batch, finish, undo)
+        return _StoreOp(self.store.append, Envelopes(batch), finish, undo)
 
     async def _run_blocking(self, prepare: Callable[[], _StoreOp | None]) -> Any:
         """Wait for the store to be free, ``prepare`` an operation (on the
@@ -1197,7 +1211,7 @@ class Replica:
         durable = self._durable_own
         me = self.id
         get = version.get
-        return [e for e in self._log
+        return [as_envelope(e) for e in self._log
                 if e[3] > get(e[2], 0) and (e[2] != me or e[3] <= durable)]
 
     def snapshot_for(self, version: Mapping[str, int]) -> Snapshot | None:

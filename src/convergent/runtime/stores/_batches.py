@@ -18,7 +18,7 @@ from sys import intern
 from typing import Any
 
 from .._bulk import BULK, bulk
-from ..envelope import Envelope, _Checked
+from ..envelope import Envelope, _Checked, rows_of
 
 __all__ = ["check_fresh", "decode_rows", "encode_kept", "encode_rows", "rows_above"]
 
@@ -33,6 +33,7 @@ def check_fresh(top: dict[str, int], envelopes: Sequence[Envelope]) -> dict[str,
     """The largest seq of each origin once ``envelopes`` are stored on top of
     ``top``; or the id of the first envelope already stored (an origin's
     numbers must only grow: no event is stored twice)."""
+    envelopes = rows_of(envelopes)
     first = envelopes[0]
     origin, seq0 = first[2], first[3]
     n = len(envelopes)
@@ -57,6 +58,7 @@ def check_fresh(top: dict[str, int], envelopes: Sequence[Envelope]) -> dict[str,
 def encode_rows(envelopes: Sequence[Envelope]) -> tuple[int, int, int, str]:
     """``(lo, hi, n, data)`` of a batch: its smallest and largest hlc, its
     size and its rows as JSON."""
+    envelopes = rows_of(envelopes)
     with bulk(len(envelopes)):
         data = _ENCODE([e[2:8] for e in envelopes])
     hlcs = list(map(_HLC, envelopes))

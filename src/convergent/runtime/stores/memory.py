@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..envelope import Envelope
+from ..envelope import Envelope, as_envelope, rows_of
 from ..errors import StoreError
 from ..model import Snapshot
 from .base import Store, check_meta
@@ -35,19 +35,19 @@ class MemoryStore(Store):
 
     def load(self) -> tuple[Snapshot | None, list[Envelope]]:
         r = self._bound()
-        return self._snapshots.get(r), list(self._events[r])
+        return self._snapshots.get(r), list(map(as_envelope, self._events[r]))
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
         r = self._bound()
         if self.fail_next:
             self.fail_next = False
             raise StoreError("memory store: injected failure")
-        self._events[r].extend(envelopes)
+        self._events[r].extend(rows_of(envelopes))
 
     def compact(self, snapshot: Snapshot) -> int:
         r = self._bound()
         events = self._events[r]
-        keep = [e for e in events if e.hlc > snapshot.horizon]
+        keep = [e for e in events if e[4] > snapshot.horizon]
         self._events[r] = keep
         self._snapshots[r] = snapshot
         return len(events) - len(keep)

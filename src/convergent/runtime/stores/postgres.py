@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..envelope import Envelope
+from ..envelope import Envelope, rows_of
 from ..errors import StoreError
 from ..model import Snapshot
 from ._batches import check_fresh, drop_compacted, encode_rows, stored_log
@@ -188,6 +188,7 @@ class PostgresStore(Store):
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
         r = self._writable()
+        envelopes = rows_of(envelopes)
         if not envelopes:
             return
         if self._top is None:

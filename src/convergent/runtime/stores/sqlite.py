@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ..envelope import Envelope
+from ..envelope import Envelope, rows_of
 from ..errors import StoreError
 from ..model import Snapshot
 from ._batches import check_fresh, drop_compacted, encode_rows, stored_log
@@ -205,6 +205,7 @@ class SQLiteStore(Store):
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
         r = self._writable()
+        envelopes = rows_of(envelopes)
         if not envelopes:
             return
         # no event is stored twice (the per-event unique key of the old
