@@ -11,7 +11,9 @@ Measures, on the "account" machine (5 events, 168 states), and prints with
 the machine, the date and the load average:
 
 * memory: events/s to emit and to receive with no store (one by one, and
-  through the batched ``emit_many``/``receive`` of a whole list);
+  through the batched ``emit_many``/``receive`` of a whole list); the
+  batched ones also **before and after** (``--memory-before``, default the
+  commit before ``emit_many`` kept rows), alternating as below;
 * the lagging-origin cliff: 4 origins at 1 and at 10 events per ms each,
   one of them delivered 100 ms late (its events sort before applied ones:
   repairs), in calls of 1 ms of traffic and of one envelope (receive from
@@ -63,6 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the library the "before" figures run against: the commit before the
 #: batched replays, answers and PostgreSQL batch rows
 BEFORE = "f1b8f83"
+#: the in-memory figures' "before": the commit before emit_many kept rows
+MEMORY_BEFORE = "eac71df"
 
 Row = tuple[str, float, str]
 
@@ -155,6 +159,26 @@ def memory_rates(m: Any, n: int, runs: int) -> None:
             r.receive(remote[i:i + 10_000])
     row("receive in memory, batches of 10,000", n / best_of(runs, receive_bulk))
     cpu_row("receive in memory, batches of 10,000", n)
+
+
+def memory_bulk(m: Any, n: int) -> dict[str, float]:
+    """One run of the batched in-memory paths (the measure the "before"
+    library runs too): ``emit_many`` and ``receive`` of lists of 10,000."""
+    from convergent.runtime import Replica
+    names = m.events
+    evs = [names[i % 5] for i in range(n)]
+    remote = make_remote(m, n, 1)
+
+    def emit_bulk() -> None:
+        r = Replica(m, id="r1", autoflush=False)
+        for i in range(0, n, 10_000):
+            r.emit_many(evs[i:i + 10_000])
+
+    def receive_bulk() -> None:
+        r = Replica(m, id="r2", autoflush=False)
+        for i in range(0, n, 10_000):
+            r.receive(remote[i:i + 10_000])
+    return {"emit": n / best_of(1, emit_bulk), "receive": n / best_of(1, receive_bulk)}
 
 
 def lagging(m: Any, ms: int, runs: int, one_by_one: bool, per_ms: int = 1) -> float:
@@ -454,6 +478,8 @@ def nats(m: Any, d: str, n: int) -> None:
 def _only(name: str, args: argparse.Namespace) -> dict[str, float]:
     """One measure, for a run against another library (``--only``)."""
     m = account()
+    if name == "memory":
+        return memory_bulk(m, args.events)
     if name == "lagging":
         return {"batches": lagging(m, args.lag_ms, 1, False),
                 "one": lagging(m, args.lag_ms // 4, 1, True),
@@ -482,6 +508,7 @@ class Before:
 
     def run(self, name: str, args: argparse.Namespace) -> dict[str, float]:
         cmd = [sys.executable, __file__, "--only", name, "--lag-ms", str(args.lag_ms),
+               "--events", str(args.events),
                "--pg-events", str(args.pg_events), "--durable-events", str(args.durable_events)]
         if args.postgres:
             cmd += ["--postgres", args.postgres]
@@ -543,6 +570,9 @@ def main() -> None:
                     help="a PostgreSQL URL, or 'auto' to start a throwaway cluster")
     ap.add_argument("--before", default=BEFORE,
                     help=f"git revision for the 'before' figures (default {BEFORE}; 'none')")
+    ap.add_argument("--memory-before", default=MEMORY_BEFORE,
+                    help=f"git revision for the in-memory 'before' figures (default "
+                         f"{MEMORY_BEFORE}; 'none')")
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only:
@@ -567,8 +597,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cv-bench-") as d:
         try:
             before = None if args.before == "none" else Before(args.before, d)
+            mem_before = (None if args.memory_before == "none"
+                          else Before(args.memory_before, os.path.join(d, "memory")))
             args.postgres = _postgres(args.postgres, servers)
             memory_rates(m, args.events, args.runs)
+            before_after("memory", args, mem_before, {
+                "emit": "emit in memory, emit_many of 10,000",
+                "receive": "receive in memory, batches of 10,000"})
             before_after("lagging", args, before, {
                 "batches": "lag 100 ms, 4 x 1 event/ms, calls of 1 ms",
                 "one": "lag 100 ms, 4 x 1 event/ms, one call per envelope",
