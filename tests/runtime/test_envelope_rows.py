@@ -142,3 +142,27 @@ def test_bursts_delivered_in_any_order_converge_with_causality_kept(seed: int) -
     assert set(d.heads) == _expected_heads(sent)
     for r in reps:  # every replica's own view agrees on what it holds
         assert r.state == canonical_state(m, r.log)
+
+
+def test_what_only_larger_limits_allow_is_checked_again_by_a_default_receiver() -> None:
+    """Issued envelopes skip the receiver's checks only when they fit the
+    default limits; an issuer with larger limits can issue a meta the
+    default refuses, and an in-process receiver must refuse it too."""
+    from convergent.runtime import Limits, ProtocolError
+    m = machine("account")
+    big = {"note": "x" * 30_000}   # over the default max_meta_bytes (16 KiB)
+    a = Replica(m, id="a", autoflush=False, limits=Limits(max_meta_bytes=100_000))
+    single = a.emit("deposit", meta=big)
+    burst = a.emit_many(["deposit", "withdraw"], meta=big)
+    small = a.emit_many(["deposit"], meta={"note": "ok"})
+    b = Replica(m, id="b", autoflush=False)
+    for envs in ([single], burst):
+        try:
+            b.receive(envs)
+        except ProtocolError as exc:
+            assert "meta" in str(exc)
+        else:
+            raise AssertionError("a meta over the receiver's limits was accepted")
+    assert b.log == () and b.version == {}
+    roomy = Replica(m, id="c", autoflush=False, limits=Limits(max_meta_bytes=100_000))
+    assert roomy.receive([single, *burst, *small]) == 4

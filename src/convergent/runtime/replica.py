@@ -472,7 +472,8 @@ class Replica:
             raise ReplicaError(f"replica {self.id!r}: the clock passed 2**62 (a store written "
                                "before clocks were bounded?); nothing was emitted")
         deps = tuple(sorted(heads)) if len(heads) > 1 else tuple(heads)
-        env = _Checked(self.id, seq, hlc, event, deps, meta, self._policy)
+        cls = _Checked if self._default_fit(meta, deps) else Envelope
+        env = cls(self.id, seq, hlc, event, deps, meta, self._policy)
         vv[self.id] = seq
         self._clocks[self.id] = hlc
         heads.clear()
@@ -557,6 +558,10 @@ class Replica:
         keys = zip(hs, repeat(me), qs)
         envs: list[Any] = list(zip(keys, ids, repeat(me), qs, hs, map(names.__getitem__, eis),
                                    deps, repeat(meta), repeat(policy)))
+        if not self._default_fit(meta, first):
+            # rows read as envelopes checked with the default limits: these
+            # are not, so they stay envelopes every receiver checks again
+            envs = list(map(tuple.__new__, repeat(Envelope), envs))
         vv[me] = seq0 + n - 1
         self._clocks[me] = top
         heads.clear()
@@ -584,6 +589,22 @@ class Replica:
         if self._autoflush and not self._batch_depth:
             self.flush()
         return Envelopes(envs)
+
+    def _default_fit(self, meta: Mapping[str, Any] | None, deps: tuple[str, ...]) -> bool:
+        """Whether an event this replica issues also fits the default limits,
+        which a receiver assumes of issued envelopes without checking them
+        again. With larger ``limits`` a meta or a frontier may not: such an
+        envelope is issued as a plain ``Envelope``, which receivers check."""
+        if self._trusted:
+            return True
+        if len(deps) > DEFAULT_LIMITS.max_deps:
+            return False
+        if meta is not None:
+            try:
+                check_meta_value(meta, DEFAULT_LIMITS)
+            except ProtocolError:
+                return False
+        return True
 
     def receive(self, envelopes: Envelope | Iterable[Envelope]) -> int:
         """Accept remote envelopes (any order, duplicates welcome); returns how
