@@ -166,3 +166,21 @@ def test_what_only_larger_limits_allow_is_checked_again_by_a_default_receiver() 
     assert b.log == () and b.version == {}
     roomy = Replica(m, id="c", autoflush=False, limits=Limits(max_meta_bytes=100_000))
     assert roomy.receive([single, *burst, *small]) == 4
+
+
+def test_a_view_built_outside_a_replica_is_checked_by_receivers() -> None:
+    from convergent.runtime import ProtocolError
+    m = machine("account")
+    a = Replica(m, id="a", autoflush=False)
+    good = tuple(a.emit_many(["deposit", "deposit"]))
+    forged = list(map(tuple, good))
+    forged[1] = (*forged[1][:3], 2**70, *forged[1][4:])   # a seq no check allows
+    b = Replica(m, id="b", autoflush=False)
+    try:
+        b.receive(Envelopes(forged))
+    except ProtocolError as exc:
+        assert "seq" in str(exc)
+    else:
+        raise AssertionError("a forged row was trusted")
+    assert b.log == ()
+    assert b.receive(Envelopes([tuple(e) for e in good])) == 2 and b.log == good

@@ -138,26 +138,40 @@ _new = tuple.__new__
 
 
 def as_envelope(row: tuple[Any, ...]) -> Envelope:
-    """The ``Envelope`` of a log row. A replica keeps the events it issues in
-    bulk as plain tuples of the envelope's layout: the cyclic collector
-    stops tracking a plain tuple of immutable fields after its first pass,
-    while it walks every tuple-subclass instance at every full collection
-    (a log of millions of envelopes made each collection cost that much)."""
+    """The ``Envelope`` of a replica's log row. A replica keeps the events it
+    issues in bulk as plain tuples of the envelope's layout: the cyclic
+    collector stops tracking a plain tuple of immutable fields after its
+    first pass, while it walks every tuple-subclass instance at every full
+    collection (a log of millions of envelopes made each collection cost
+    that much). Only for rows a replica made: the result is trusted."""
     return row if type(row) is not tuple else _new(_Checked, row)  # type: ignore[return-value]
 
 
-class Envelopes(Sequence[Envelope]):
-    """Envelopes read from a replica's rows (``emit_many``'s result, what a
-    store's ``append`` and a transport's ``broadcast`` are given): a
-    read-only sequence that builds each ``Envelope`` when it is read, so
-    that a caller that drops the result, or a store that only encodes
-    fields, never pays for envelope objects it does not use. Compares equal
-    to a list or tuple of the same envelopes."""
+def _as_unchecked(row: tuple[Any, ...]) -> Envelope:
+    return row if isinstance(row, Envelope) else _new(Envelope, row)
 
-    __slots__ = ("_rows",)
+
+class Envelopes(Sequence[Envelope]):
+    """Envelopes read from rows (``emit_many``'s result, what a store's
+    ``append`` and a transport's ``broadcast`` are given): a read-only
+    sequence that builds each ``Envelope`` when it is read, so that a caller
+    that drops the result, or a store that only encodes fields, never pays
+    for envelope objects it does not use. Compares equal to a list or tuple
+    of the same envelopes. Built from rows outside a replica, it yields
+    envelopes a receiver checks like any other."""
+
+    __slots__ = ("_read", "_rows")
 
     def __init__(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self._rows = rows
+        self._read = _as_unchecked
+
+    @classmethod
+    def _issued(cls, rows: Sequence[tuple[Any, ...]]) -> Envelopes:
+        """A view of a replica's own rows (valid by construction)."""
+        view = cls(rows)
+        view._read = as_envelope
+        return view
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -168,14 +182,16 @@ class Envelopes(Sequence[Envelope]):
     def __getitem__(self, i: slice) -> Envelopes: ...
     def __getitem__(self, i: int | slice) -> Envelope | Envelopes:
         if isinstance(i, slice):
-            return Envelopes(self._rows[i])
-        return as_envelope(self._rows[i])
+            view = Envelopes(self._rows[i])
+            view._read = self._read
+            return view
+        return self._read(self._rows[i])
 
     def __iter__(self) -> Iterator[Envelope]:
-        return map(as_envelope, self._rows)
+        return map(self._read, self._rows)
 
     def __reversed__(self) -> Iterator[Envelope]:
-        return map(as_envelope, reversed(self._rows))
+        return map(self._read, reversed(self._rows))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Envelopes):

@@ -515,7 +515,7 @@ class Replica:
             raise ReplicaError(f"replica {self.id!r} is closed")
         n = len(events)
         if not n:
-            return Envelopes([])
+            return Envelopes._issued([])
         idx, names = self._idx, self.machine.events
         try:
             eis = list(map(idx.__getitem__, events))
@@ -588,7 +588,7 @@ class Replica:
         self._changed.extend(envs)
         if self._autoflush and not self._batch_depth:
             self.flush()
-        return Envelopes(envs)
+        return Envelopes._issued(envs)
 
     def _default_fit(self, meta: Mapping[str, Any] | None, deps: tuple[str, ...]) -> bool:
         """Whether an event this replica issues also fits the default limits,
@@ -1073,7 +1073,7 @@ class Replica:
         n = len(self._unflushed)
         if n:
             batch = self._unflushed
-            self.store.append(Envelopes(batch))
+            self.store.append(Envelopes._issued(batch))
             self._unflushed = []
             self._committed(batch)
         if self._unsent:
@@ -1081,7 +1081,7 @@ class Replica:
             self._unsent = []
             self._durable_own = own[-1][3]
             if self.transport is not None:
-                self.transport.broadcast(Envelopes(own))
+                self.transport.broadcast(Envelopes._issued(own))
         if self._changed or self._touched:
             self._notify()
         return n
@@ -1159,7 +1159,7 @@ class Replica:
             if own:
                 self._durable_own = own[-1][3]
                 if self.transport is not None:
-                    self.transport.broadcast(Envelopes(own))
+                    self.transport.broadcast(Envelopes._issued(own))
             # (a subscriber that came in meanwhile starts from its own moment)
             if (changed or before != after) and before >= 0 and after >= 0:
                 self._tell(before, after, tuple(changed), repaired)
@@ -1172,7 +1172,7 @@ class Replica:
             self._notify_from = before
             self._notify_repaired = self._notify_repaired or repaired
 
-        return _StoreOp(self.store.append, Envelopes(batch), finish, undo)
+        return _StoreOp(self.store.append, Envelopes._issued(batch), finish, undo)
 
     async def _run_blocking(self, prepare: Callable[[], _StoreOp | None]) -> Any:
         """Wait for the store to be free, ``prepare`` an operation (on the
