@@ -38,9 +38,15 @@ The model, and why it is sound:
     events on one key never race here, ownership orders them). A replica
     refuses to run a shared collection whose check did not pass.
 
-Nothing here is stored durably (a replica is an in-memory object; persist
-``log`` and rebuild with ``receive``), and envelopes are not signed: run
-them inside a trusted network, or behind a signing transport.
+* **Durability** (``store=``): every call that applied envelopes writes them
+  in one transaction before it returns (an ``emit``'s envelope exists only
+  once stored); a restart replays the stored log through the checks a
+  peer's envelopes pass. A failed write puts the replica back to what the
+  store holds (nothing half-applied stays visible) and raises StoreError.
+  Without a store a replica lives in memory only.
+
+Envelopes are not signed: run them inside a trusted network, or behind a
+signing transport.
 """
 
 from __future__ import annotations
@@ -53,10 +59,23 @@ from typing import Any
 
 from ..collection import CollectionMachine, CollectionState
 from ..errors import MachineUsageError
-from .errors import BackpressureError, PolicyMismatchError, ProtocolError, ReplicaError
+from .errors import (
+    BackpressureError,
+    PolicyMismatchError,
+    ProtocolError,
+    ReplicaError,
+    StoreError,
+)
+from .stores.collection import (
+    CollectionStore,
+    MemoryCollectionStore,
+    SQLiteCollectionStore,
+    open_collection_store,
+)
 
-__all__ = ["CollectionEnvelope", "CollectionReplica", "EmitResult", "MAX_KEY_CHARS",
-           "Shares", "hash_owner"]
+__all__ = ["CollectionEnvelope", "CollectionReplica", "CollectionStore", "EmitResult",
+           "MAX_KEY_CHARS", "MemoryCollectionStore", "SQLiteCollectionStore", "Shares",
+           "hash_owner", "open_collection_store"]
 
 MAX_KEY_CHARS = 256
 """A string key's length, and an int key's digits, crossing the boundary."""
@@ -215,11 +234,19 @@ class CollectionReplica:
         max_pending: envelopes buffered while their dependencies are missing;
             past it, ``receive`` refuses the newcomers (BackpressureError,
             anti-entropy sends them again).
+        store: a ``CollectionStore`` or its URL (``sqlite:///c1.db``); the
+            replica restarts from what it holds. Default: none (memory only).
+
+    Raises:
+        StoreError: the store cannot open, is held by another process, or
+            holds a row that does not replay (named by position).
+        PolicyMismatchError: the store belongs to another collection policy.
     """
 
     def __init__(self, machine: CollectionMachine, id: str, *, replicas: Sequence[str],
                  shares: Shares | None = None, owner: Callable[[Any], str] | None = None,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING,
+                 store: CollectionStore | str | None = None) -> None:
         if not isinstance(machine, CollectionMachine):
             raise ReplicaError(f"a CollectionReplica needs a CollectionMachine, got "
                                f"{type(machine).__name__}")
@@ -245,6 +272,24 @@ class CollectionReplica:
         self.policy = self._policy()
         names = [a.name for a in machine.aggregates]
         self._agg_index = {n: i for i, n in enumerate(names)}
+        self._pending: dict[tuple[str, int], CollectionEnvelope] = {}
+        self._blocked: set[str] = set()   # origins caught breaking the rules
+        self.evidence: list[str] = []
+        self.stats = _Stats()
+        self._reset()
+        if isinstance(store, str):
+            store = open_collection_store(store)
+        if store is not None and not isinstance(store, CollectionStore):
+            raise ReplicaError(f"store={store!r} (expected a CollectionStore or its URL)")
+        self.store = store
+        if store is not None:
+            store.open(replica=id, policy=self.policy)
+            self._restore()
+
+    def _reset(self) -> None:
+        """The collection before any envelope (what a restart replays on)."""
+        names = list(self._agg_index)
+        ids = self.replicas
         # what each origin's keys total, and each origin's share, as seen here
         self._used = {r: [0] * len(names) for r in ids}
         self._share = {r: [self.shares.table[n][r] for n in names] for r in ids}
@@ -253,10 +298,44 @@ class CollectionReplica:
         self._vv = {r: 0 for r in ids}
         self._log: list[CollectionEnvelope] = []
         self._by_id: dict[str, CollectionEnvelope] = {}
-        self._pending: dict[tuple[str, int], CollectionEnvelope] = {}
-        self._blocked: set[str] = set()   # origins caught breaking the rules
-        self.evidence: list[str] = []
-        self.stats = _Stats()
+        self._stored = 0                  # how many of _log the store holds
+
+    def _restore(self) -> None:
+        """Replay the store's rows, each checked as a peer's envelope would
+        be, in the stored order (the order first applied)."""
+        assert self.store is not None
+        rows = self.store.load()
+        where = f"{self.store.url}: collection replica {self.id!r}"
+        self._reset()
+        self.stats.applied = self.stats.refused_at_apply = 0
+        for n, row in enumerate(rows):
+            try:
+                env = CollectionEnvelope.from_dict(row)
+                self._validate(env)
+            except (ProtocolError, PolicyMismatchError, TypeError, ValueError) as exc:
+                self._reset()
+                raise StoreError(f"{where}: stored row {n} is not an envelope of this "
+                                 f"collection: {exc}") from None
+            why = ("it is not the next envelope of its origin or its dependencies are "
+                   "not before it" if not self._ready(env) else self._breach(env))
+            if why is not None:
+                self._reset()
+                raise StoreError(f"{where}: stored row {n} ({env.id}) does not replay: {why}")
+            self._apply(env)
+        self._stored = len(self._log)
+
+    def _commit(self) -> None:
+        """Write what this call applied, in one transaction; on failure go
+        back to what the store holds (and raise its StoreError)."""
+        if self.store is None or self._stored == len(self._log):
+            return
+        fresh = self._log[self._stored:]
+        try:
+            self.store.append([e.to_dict() for e in fresh])
+        except StoreError:
+            self._restore()
+            raise
+        self._stored = len(self._log)
 
     # -- identity
     def _policy(self) -> str:
@@ -344,6 +423,7 @@ class CollectionReplica:
         env = CollectionEnvelope(self.id, self._vv[self.id] + 1, dict(self._vv), self.policy,
                                  "event", key=key, event=name)
         self._apply(env)
+        self._commit()
         return EmitResult(env)
 
     def transfer(self, aggregate: str, to: str, amount: int) -> CollectionEnvelope:
@@ -367,6 +447,7 @@ class CollectionReplica:
         env = CollectionEnvelope(self.id, self._vv[self.id] + 1, dict(self._vv), self.policy,
                                  "transfer", aggregate=aggregate, to=to, amount=amount)
         self._apply(env)
+        self._commit()
         return env
 
     def _refusal(self, origin: str, old: int, new: int) -> str | None:
@@ -424,6 +505,7 @@ class CollectionReplica:
             else:
                 self._pending[env.origin, env.seq] = env
         caught += self._drain()
+        self._commit()
         applied = self.stats.applied - before
         if caught:
             raise ProtocolError("; ".join(caught))
@@ -593,6 +675,12 @@ class CollectionReplica:
             self._ids.pop(key, None)
         else:
             self._ids[key] = new
+
+    def close(self) -> None:
+        """Close the store (and release its lock); the replica keeps its
+        state in memory but writes nothing more."""
+        if self.store is not None:
+            self.store.close()
 
     def __repr__(self) -> str:
         return (f"CollectionReplica({self.id!r}, {self.machine.name!r}, "

@@ -1,0 +1,236 @@
+"""Where a collection replica keeps the envelopes it applied.
+
+A collection replica's state is a function of its applied log (in the order
+applied, a causal order), so the log is all a store keeps: one row per
+envelope, numbered by position, written by one transaction per call that
+applied envelopes. A restart replays the rows through the same checks a
+peer's envelopes pass (a stored row crossed a process boundary), so a
+corrupted or foreign row is a ``StoreError`` naming its position, never a
+silently different collection.
+
+One process per replica: under escrow two processes writing one replica
+would both spend its share. ``SQLiteCollectionStore.open`` takes the same
+kind of lock as the replica stores (``fcntl.lockf`` on ``<path>.lock``).
+
+``open_collection_store(url)``: ``memory://``, ``sqlite:///relative.db``,
+``sqlite:////absolute/path.db``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from ..envelope import loads_bounded
+from ..errors import PolicyMismatchError, ProtocolError, StoreError
+
+__all__ = ["CollectionStore", "MemoryCollectionStore", "SQLiteCollectionStore",
+           "open_collection_store"]
+
+#: one stored envelope's JSON (a key of 256 characters, a few replica ids)
+MAX_ROW_BYTES = 64 * 1024
+
+
+class CollectionStore:
+    """The interface: ``open`` binds a replica and its collection policy,
+    ``load`` returns its rows (envelope dicts) in the order applied,
+    ``append`` adds rows in one transaction (all or nothing)."""
+
+    url = "collection-store"
+
+    def open(self, *, replica: str, policy: str) -> None:
+        raise NotImplementedError
+
+    def load(self) -> list[Any]:
+        raise NotImplementedError
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional, with a default
+        """Release the connection and the lock."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+class MemoryCollectionStore(CollectionStore):
+    """Rows in memory: for tests, and to share a log between replica objects
+    of one process. ``fail_next`` makes the next ``append`` fail."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[str]] = {}
+        self._policy: dict[str, str] = {}
+        self.replica: str | None = None
+        self.fail_next = False
+
+    def open(self, *, replica: str, policy: str) -> None:
+        known = self._policy.setdefault(replica, policy)
+        if known != policy:
+            raise _mismatch(self.url, replica, known, policy)
+        self._rows.setdefault(replica, [])
+        self.replica = replica
+
+    def load(self) -> list[Any]:
+        return [json.loads(r) for r in self._rows[self._bound()]]
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        r = self._bound()
+        if self.fail_next:
+            self.fail_next = False
+            raise StoreError(f"{self.url}: injected failure, nothing written")
+        self._rows[r].extend(json.dumps(d, separators=(",", ":")) for d in rows)
+
+    def _bound(self) -> str:
+        if self.replica is None:
+            raise StoreError(f"{self.url}: open() it first")
+        return self.replica
+
+
+class SQLiteCollectionStore(CollectionStore):
+    """``SQLiteCollectionStore("c1.db")``: WAL, ``synchronous=FULL`` (a
+    returned ``emit`` survives power loss); several replicas may share a
+    file. Tables ``cv_collection_replicas`` and ``cv_collection_log``
+    beside (never touching) the replica stores' tables."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        self.url = f"sqlite:///{self.path}"
+        self.timeout = timeout
+        self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self.replica: str | None = None
+        self._next = 0
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=self.timeout)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("CREATE TABLE IF NOT EXISTS cv_collection_replicas (replica TEXT "
+                           "PRIMARY KEY, policy TEXT NOT NULL)")
+                db.execute("CREATE TABLE IF NOT EXISTS cv_collection_log (replica TEXT NOT "
+                           "NULL, pos INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY "
+                           "(replica, pos))")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.url}: cannot open: {exc}") from None
+            self._db = db
+        return self._db
+
+    def _lock(self, replica: str) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no cross-process guard
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        offset = zlib.crc32(f"collection:{replica}".encode()) & 0x3FFFFFFF
+        try:
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError:
+            raise StoreError(f"{self.url}: collection replica {replica!r} is open in another "
+                             "process (one writer per replica; stop it first)") from None
+
+    def open(self, *, replica: str, policy: str) -> None:
+        self._lock(replica)
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT policy FROM cv_collection_replicas WHERE replica = ?",
+                                 (replica,)).fetchone()
+                if row is None:
+                    db.execute("INSERT INTO cv_collection_replicas VALUES (?, ?)",
+                               (replica, policy))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.url}: cannot open replica {replica!r}: {exc}") from None
+        if row is not None and row[0] != policy:
+            raise _mismatch(self.url, replica, str(row[0]), policy)
+        self.replica = replica
+
+    def load(self) -> list[Any]:
+        r = self._bound()
+        try:
+            rows = self._conn().execute("SELECT pos, data FROM cv_collection_log WHERE "
+                                        "replica = ? ORDER BY pos", (r,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.url}: cannot read replica {r!r}: {exc}") from None
+        out = []
+        for n, (pos, data) in enumerate(rows):
+            if pos != n:
+                raise StoreError(f"{self.url}: replica {r!r}: row {n} is missing "
+                                 f"(found position {pos})")
+            if not isinstance(data, str) or len(data) > MAX_ROW_BYTES:
+                raise StoreError(f"{self.url}: replica {r!r}: row {n} is not a bounded "
+                                 "JSON text")
+            try:
+                out.append(loads_bounded(data, what=f"row {n}"))
+            except ProtocolError as exc:
+                raise StoreError(f"{self.url}: replica {r!r}: {exc}") from None
+        self._next = len(out)
+        return out
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        r = self._bound()
+        if not rows:
+            return
+        data = [(r, self._next + i, json.dumps(d, separators=(",", ":")))
+                for i, d in enumerate(rows)]
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT INTO cv_collection_log VALUES (?, ?, ?)", data)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.url}: append of {len(rows)} envelopes failed, nothing "
+                             f"written: {exc}") from None
+        self._next += len(rows)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    def _bound(self) -> str:
+        if self.replica is None:
+            raise StoreError(f"{self.url}: open() it first")
+        return self.replica
+
+
+def _mismatch(url: str, replica: str, stored: str, policy: str) -> PolicyMismatchError:
+    return PolicyMismatchError(
+        f"store {url} holds collection replica {replica!r} of policy {stored[:16]}..., but "
+        f"this process runs policy {policy[:16]}... (another collection, template, "
+        "aggregates, membership or split): a changed collection cannot continue an old log",
+        expected=policy, got=stored)
+
+
+def open_collection_store(url: str) -> CollectionStore:
+    """A collection store from its URL (see the module docstring)."""
+    if not isinstance(url, str):
+        raise StoreError(f"store url={url!r} (expected a string such as sqlite:///c1.db)")
+    if url in ("memory://", "memory:"):
+        return MemoryCollectionStore()
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return SQLiteCollectionStore(url[len("sqlite:///"):])
+    raise StoreError(f"store url={url!r} (expected memory:// or sqlite:///FILE)")
