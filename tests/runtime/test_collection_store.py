@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from convergent.runtime.collection import (
     CollectionReplica,
     MemoryCollectionStore,
     SQLiteCollectionStore,
+    open_collection_store,
 )
+from convergent.runtime.stores.collection import PostgresCollectionStore
 from convergent.runtime.errors import PolicyMismatchError, StoreError
 
 from .test_collection_replica import (
@@ -45,15 +48,25 @@ def snapshot(r: CollectionReplica) -> tuple[Any, ...]:
     return r.state, r.version, r.log, tuple(r.totals().items()), shares
 
 
-def test_a_restart_from_sqlite_gives_back_the_collection(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.server)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A durable collection store's URL (PostgreSQL: the session's server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_a_restart_gives_back_the_collection(store_url: str) -> None:
     cm = accounts(capacity=3, frozen=1)
-    ids = ["a", "b"]
+    tag = uuid.uuid4().hex[:8]     # replicas of their own in a shared database
+    a_id, b_id = f"a{tag}", f"b{tag}"
+    ids = [a_id, b_id]
     owner = owner_of(ids)
-    db = tmp_path / "c.db"
-    a = CollectionReplica(cm, "a", replicas=ids, owner=owner, store=f"sqlite:///{db}")
-    b = CollectionReplica(cm, "b", replicas=ids, owner=owner, store=SQLiteCollectionStore(db))
+    a = CollectionReplica(cm, a_id, replicas=ids, owner=owner, store=store_url)
+    b = CollectionReplica(cm, b_id, replicas=ids, owner=owner,
+                          store=open_collection_store(store_url))
     sent = [a.emit("k0", "approve").envelope, a.emit("k0", "grant").envelope,
-            a.transfer("capacity", "b", 1)]
+            a.transfer("capacity", b_id, 1)]
     b.receive(sent)
     b.emit("k1", "approve")
     b.emit("k1", "grant")
@@ -61,14 +74,20 @@ def test_a_restart_from_sqlite_gives_back_the_collection(tmp_path: Path) -> None
     before = snapshot(a), snapshot(b)
     a.close()
     b.close()
-    a2 = CollectionReplica(cm, "a", replicas=ids, owner=owner, store=SQLiteCollectionStore(db))
-    b2 = CollectionReplica(cm, "b", replicas=ids, owner=owner, store=f"sqlite:///{db}")
+    a2 = CollectionReplica(cm, a_id, replicas=ids, owner=owner, store=store_url)
+    b2 = CollectionReplica(cm, b_id, replicas=ids, owner=owner, store=store_url)
     assert (snapshot(a2), snapshot(b2)) == before
     assert a2.available("capacity") == 0 and b2.available("capacity") == 1
     assert a2.emit("k0", "grant").refused == "aggregate:capacity"   # the share was given away
     nxt = a2.emit("k0", "repay").envelope
     assert nxt is not None and nxt.seq == 4                          # numbering goes on
     assert b2.receive(nxt) == 1 and b2.state == a2.state
+    if store_url.startswith("postgres"):   # (SQLite's lock is per process: a test below)
+        with pytest.raises(StoreError, match="open in another session"):
+            CollectionReplica(cm, a_id, replicas=ids, owner=owner,
+                              store=PostgresCollectionStore(store_url, lock_timeout=0.2))
+    a2.close()
+    b2.close()
 
 
 def test_a_failed_write_leaves_what_the_store_holds() -> None:

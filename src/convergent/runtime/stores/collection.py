@@ -13,7 +13,7 @@ would both spend its share. ``SQLiteCollectionStore.open`` takes the same
 kind of lock as the replica stores (``fcntl.lockf`` on ``<path>.lock``).
 
 ``open_collection_store(url)``: ``memory://``, ``sqlite:///relative.db``,
-``sqlite:////absolute/path.db``.
+``sqlite:////absolute/path.db``, ``postgresql://user@host:port/db``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 from ..envelope import loads_bounded
 from ..errors import PolicyMismatchError, ProtocolError, StoreError
 
-__all__ = ["CollectionStore", "MemoryCollectionStore", "SQLiteCollectionStore",
-           "open_collection_store"]
+__all__ = ["CollectionStore", "MemoryCollectionStore", "PostgresCollectionStore",
+           "SQLiteCollectionStore", "open_collection_store"]
 
 #: one stored envelope's JSON (a key of 256 characters, a few replica ids)
 MAX_ROW_BYTES = 64 * 1024
@@ -167,18 +167,7 @@ class SQLiteCollectionStore(CollectionStore):
                                         "replica = ? ORDER BY pos", (r,)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: cannot read replica {r!r}: {exc}") from None
-        out = []
-        for n, (pos, data) in enumerate(rows):
-            if pos != n:
-                raise StoreError(f"{self.url}: replica {r!r}: row {n} is missing "
-                                 f"(found position {pos})")
-            if not isinstance(data, str) or len(data) > MAX_ROW_BYTES:
-                raise StoreError(f"{self.url}: replica {r!r}: row {n} is not a bounded "
-                                 "JSON text")
-            try:
-                out.append(loads_bounded(data, what=f"row {n}"))
-            except ProtocolError as exc:
-                raise StoreError(f"{self.url}: replica {r!r}: {exc}") from None
+        out = _decoded(self.url, r, rows)
         self._next = len(out)
         return out
 
@@ -233,4 +222,152 @@ def open_collection_store(url: str) -> CollectionStore:
         return MemoryCollectionStore()
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return SQLiteCollectionStore(url[len("sqlite:///"):])
-    raise StoreError(f"store url={url!r} (expected memory:// or sqlite:///FILE)")
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresCollectionStore(url)
+    raise StoreError(f"store url={url!r} (expected memory://, sqlite:///FILE or "
+                     "postgresql://...)")
+
+
+class PostgresCollectionStore(CollectionStore):
+    """``PostgresCollectionStore("postgresql://user@127.0.0.1:5432/db")``
+    (psycopg 3): the same rows as SQLite, one transaction per append; a
+    session advisory lock per replica keeps one writer. A write whose
+    connection broke may have committed: the replica then reloads what the
+    store holds (``CollectionReplica`` does on any StoreError), and the
+    message says the outcome was unknown."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0,
+                 lock_timeout: float = 5.0) -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise StoreError("the PostgreSQL store needs psycopg 3: pip install "
+                             "'psycopg[binary]' (or 'convergent[replica]')") from exc
+        from .postgres import _safe
+        self.url = _safe(url)
+        self._dsn = url
+        self.connect_timeout = connect_timeout
+        self.lock_timeout = lock_timeout
+        self._db: Any = None
+        self.replica: str | None = None
+        self._next = 0
+
+    def _conn(self) -> Any:
+        import psycopg
+        if self._db is None or self._db.closed:
+            try:
+                db = psycopg.connect(self._dsn, autocommit=True,
+                                     connect_timeout=int(max(1, self.connect_timeout)))
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(7406931824)")
+                    db.execute("CREATE TABLE IF NOT EXISTS cv_collection_replicas (replica "
+                               "TEXT PRIMARY KEY, policy TEXT NOT NULL)")
+                    db.execute("CREATE TABLE IF NOT EXISTS cv_collection_log (replica TEXT "
+                               "NOT NULL, pos BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY "
+                               "KEY (replica, pos))")
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.url}: cannot open: {exc}") from None
+            self._db = db
+            if self.replica is not None:
+                self._lock(self.replica)   # a new session: take the lock again
+        return self._db
+
+    def _lock(self, replica: str) -> None:
+        import time
+
+        import psycopg
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                got = self._db.execute("SELECT pg_try_advisory_lock(74069319, hashtext(%s))",
+                                       (replica,)).fetchone()[0]
+            except psycopg.Error as exc:
+                raise self._fail(f"cannot lock collection replica {replica!r}", exc) from None
+            if got or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if not got:
+            db, self._db = self._db, None
+            db.close()
+            raise StoreError(f"{self.url}: collection replica {replica!r} is open in another "
+                             "session (one writer per replica; stop it first)")
+
+    def _fail(self, what: str, exc: Exception) -> StoreError:
+        try:
+            if self._db is not None:
+                self._db.close()
+        finally:
+            self._db = None
+        return StoreError(f"{self.url}: {what}: {exc}")
+
+    def open(self, *, replica: str, policy: str) -> None:
+        import psycopg
+        db = self._conn()
+        self._lock(replica)
+        try:
+            with db.transaction():
+                db.execute("INSERT INTO cv_collection_replicas VALUES (%s, %s) "
+                           "ON CONFLICT (replica) DO NOTHING", (replica, policy))
+                row = db.execute("SELECT policy FROM cv_collection_replicas WHERE replica = %s",
+                                 (replica,)).fetchone()
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot open collection replica {replica!r}", exc) from None
+        if row[0] != policy:
+            raise _mismatch(self.url, replica, str(row[0]), policy)
+        self.replica = replica
+
+    def load(self) -> list[Any]:
+        import psycopg
+        r = self._bound()
+        try:
+            rows = self._conn().execute("SELECT pos, data FROM cv_collection_log WHERE "
+                                        "replica = %s ORDER BY pos", (r,)).fetchall()
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot read collection replica {r!r}", exc) from None
+        out = _decoded(self.url, r, rows)
+        self._next = len(out)
+        return out
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        import psycopg
+        r = self._bound()
+        if not rows:
+            return
+        data = [(r, self._next + i, json.dumps(d, separators=(",", ":")))
+                for i, d in enumerate(rows)]
+        try:
+            db = self._conn()
+            with db.transaction(), db.cursor() as cur:
+                cur.executemany("INSERT INTO cv_collection_log VALUES (%s, %s, %s)", data)
+        except psycopg.Error as exc:
+            raise self._fail(f"append of {len(rows)} envelopes failed (if the connection "
+                             "broke during the commit it may have landed: the replica "
+                             "reloads what the store holds)", exc) from None
+        self._next += len(rows)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()   # ends the session: releases the advisory lock
+            self._db = None
+
+    def _bound(self) -> str:
+        if self.replica is None:
+            raise StoreError(f"{self.url}: open() it first")
+        return self.replica
+
+
+def _decoded(url: str, replica: str, rows: Sequence[Any]) -> list[Any]:
+    """The stored rows' JSON, checked: positions 0, 1, 2... without a gap,
+    each a bounded JSON text."""
+    out = []
+    for n, (pos, data) in enumerate(rows):
+        if pos != n:
+            raise StoreError(f"{url}: replica {replica!r}: row {n} is missing "
+                             f"(found position {pos})")
+        if not isinstance(data, str) or len(data) > MAX_ROW_BYTES:
+            raise StoreError(f"{url}: replica {replica!r}: row {n} is not a bounded JSON text")
+        try:
+            out.append(loads_bounded(data, what=f"row {n}"))
+        except ProtocolError as exc:
+            raise StoreError(f"{url}: replica {replica!r}: {exc}") from None
+    return out
