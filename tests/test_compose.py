@@ -414,3 +414,59 @@ def test_bools_in_components_with_invariants_and_a_counterexample() -> None:
     small = m_whole_ok.check()
     assert small.cc1.counterexample.events == cex.events
     assert {k: v for k, v in cex.state.items() if k.startswith("b7_")} == small.cc1.counterexample.state
+
+
+# ---------------------------------------------------------------- a failing rule and a loop
+
+_LOOP_AND_ERROR = """
+machine: loop_and_error
+vars:
+  a: {{int: [1, 2]}}
+  z: {{int: [-2, -1], overflow: error}}
+  level: {{enum: [green, red]}}
+invariants:
+{invariants}
+events:
+  bump: {{apply: {{a: "3 - a"}}}}
+  flip: {{apply: {{level: "if level == 'green' then 'red' else 'green'"}}}}
+"""
+_FIGHT = """  - name: fight_a
+    holds: "level != 'green'"
+    repair: {level: "'red'"}
+  - name: fight_b
+    holds: "level != 'red'"
+    repair: {level: "'green'"}
+"""
+_CALM = """  - name: calm
+    holds: "level == 'green'"
+    repair: {level: "'green'"}
+"""
+_BAD = """  - name: bad
+    holds: "false"
+    repair: {z: "a"}
+"""
+
+
+@pytest.mark.parametrize("invariants, outcome", [
+    # the repairs of level loop ahead of 'bad' everywhere: the whole machine
+    # never applies bad's repair and fails WFC (a found regression: the
+    # components raised bad's error)
+    (_FIGHT + _BAD, "wfc"),
+    # 'bad' comes first: the whole machine raises its error
+    (_BAD + _FIGHT, "error"),
+    # level's component has valid states: the components prove the error
+    (_CALM + _BAD, "error"),
+    (_BAD + _CALM, "error"),
+])
+@pytest.mark.parametrize("scope", ["all", "reachable"])
+def test_a_failing_repair_is_an_error_only_where_the_whole_applies_it(
+        invariants: str, outcome: str, scope: str) -> None:
+    spec = loads_spec(_LOOP_AND_ERROR.format(invariants=invariants))
+    for method in ("enumerate", "compose"):
+        if outcome == "error":
+            with pytest.raises(BuildError, match="repair of invariant 'bad'"):
+                check(spec, scope=scope, method=method)
+        else:
+            r = check(spec, scope=scope, method=method)
+            assert r.verdict == "fail" and not r.wfc.ok, method
+            assert r.states.valid == 0

@@ -207,3 +207,47 @@ def test_a_z3_event_error_yields_to_another_components_repair_loop(
         check(loads_spec(text), method="enumerate")
     with pytest.raises(BuildError, match="stop"):
         check(loads_spec(text), method="compose")
+
+
+RULE_ERROR = """
+machine: rule_error
+vars:
+  a: {int: [1, 8]}
+  z: {int: [-2, -1], overflow: error}
+  level: {enum: [green, red]}
+  extra: {int: [0, 3]}
+invariants:
+%s
+events:
+  bump: {apply: {a: "9 - a"}}
+  flip: {apply: {level: "if level == 'green' then 'red' else 'green'", extra: "3 - extra"}}
+"""
+FIGHT = """  - name: fight_a
+    holds: "level != 'green'"
+    repair: {level: "'red'"}
+  - name: fight_b
+    holds: "level != 'red'"
+    repair: {level: "'green'"}"""
+BAD = """  - name: bad
+    holds: "false"
+    repair: {z: "a"}"""
+
+
+@pytest.mark.parametrize("order, error", [((FIGHT, BAD), False), ((BAD, FIGHT), True)])
+def test_a_z3_repair_error_yields_to_a_loop_ahead_of_it(
+        monkeypatch: pytest.MonkeyPatch, order: tuple[str, str], error: bool) -> None:
+    """The repair of 'bad' fails wherever its component applies it; the whole
+    machine applies it only where no invariant before it fails, and level's
+    repairs fail one of theirs everywhere (found by the agreement property
+    in a longer hunt: the z3 component raised where enumeration reported
+    the loop)."""
+    monkeypatch.setattr(compose, "prefer_z3", lambda size, events: size > 6)
+    spec = loads_spec(RULE_ERROR % "\n".join(order))
+    if error:
+        for method in ("enumerate", "compose"):
+            with pytest.raises(BuildError, match="repair of invariant 'bad'"):
+                check(spec, method=method)
+        return
+    want = check(spec, method="enumerate")
+    got = check(spec, method="compose")
+    assert not want.wfc.ok and not got.wfc.ok and got.states.valid == want.states.valid == 0

@@ -647,6 +647,7 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
     from .compose import (
         COMPOSE_ABOVE,
         SYMBOLIC_ABOVE,
+        RuleErrorUndecided,
         SharedValuesUncovered,
         prefer_z3,
         analyze_composed,
@@ -699,6 +700,8 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
                                                 cm=cm, comps=(comps, idle))
                     except SharedValuesUncovered:
                         continue   # some value of a shared read-only var: split without it
+                    except RuleErrorUndecided:
+                        break      # the whole machine decides (below)
             except BuildError as exc:
                 raise _locate(spec, exc) from exc.__cause__
     if method == "auto" and wide:

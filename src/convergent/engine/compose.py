@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING, Any
@@ -302,6 +303,11 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
     parts: list[Analysis | SymbolicAnalysis] = []
     pairs = _pairs_by_component(spec, components)
     deferred: list[BuildError] = []
+    # a holds or repair that fails in a component is an error of the whole
+    # machine only where the invariants before it (in the spec's order) can
+    # hold in every other component at once: decided after all ran
+    rule_errors: list[tuple[BuildError, int]] = []
+    inv_names = {i.name for i in spec.invariants}
     for k, comp in enumerate(components):
         if progress is not None:
             progress("components", k, len(components))
@@ -311,8 +317,12 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
             try:
                 got = _symbolic_part(sub, scope, strict)
             except BuildError as exc:
+                if exc.name in inv_names:
+                    rule_errors.append((exc, k))
+                    parts.append(None)   # type: ignore[arg-type]  # (decided below)
+                    continue
                 if exc.name not in {e.name for e in sub.events}:
-                    raise        # a holds or repair fails: so does the whole
+                    raise
                 # an event fails to evaluate, found after z3 proved WFC: an
                 # error of the whole machine only if no component's repairs
                 # loop (as for an enumerated component below)
@@ -326,12 +336,18 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
         try:
             parts.append(checker.run())
         except BuildError as exc:
+            if checker.partial is None and exc.name in inv_names:
+                rule_errors.append((exc, k))
+                parts.append(None)   # type: ignore[arg-type]  # (decided below)
+                continue
             if checker.partial is None:
-                raise            # compiling or normalizing fails: so does the whole
+                raise            # compiling fails: so does the whole
             # an event fails to evaluate: an error of the whole machine only
             # if no component's repairs loop (enumeration reports that first)
             deferred.append(exc)
             parts.append(checker.partial)
+    if rule_errors:
+        _raise_rule_error(spec, components, parts, rule_errors)
     if any(isinstance(p, SymbolicAnalysis) for p in parts) and any(
             c.shared for c in components):
         raise SharedValuesUncovered(None)   # valid states per shared value need tables
@@ -349,6 +365,47 @@ def analyze_composed(spec: MachineSpec, *, scope: str, strict: bool,
                        "components": round(time.perf_counter() - t0 - t_compile, 6),
                        "total": round(time.perf_counter() - t0, 6)})
     return ComposedAnalysis(report, spec, components, parts, idle, cm)
+
+
+def _raise_rule_error(spec: MachineSpec, components: list[Component],
+                      parts: Sequence[Analysis | SymbolicAnalysis | None],
+                      errors: list[tuple[BuildError, int]]) -> None:
+    """Raise the error the whole machine's normalizer raises, where the
+    components prove it does: a holds or repair of invariant I that fails at
+    a state of its component fails at a whole state exactly when every other
+    component has a state where its invariants before I hold, and a
+    component with a valid state (an exact count, or WFC, whose normal forms
+    are valid) has one. Otherwise (a component with no valid state, or one
+    that failed too, or shared read-only vars) the whole machine may never
+    reach that repair: its own repairs can loop first, ahead of I in the
+    spec's order. ``RuleErrorUndecided`` then sends the caller to a whole
+    analysis. Among errors it proves, the whole raises a failing holds
+    before a failing repair, each in the spec's order."""
+    def has_valid(p: Analysis | SymbolicAnalysis | None) -> bool:
+        if p is None:
+            return False
+        r = p.report
+        return (r.states.valid or 0) > 0 or bool(r.wfc is not None and r.wfc.ok)
+    proved = []
+    if not any(c.shared for c in components):
+        for exc, k in errors:
+            if all(has_valid(p) for j, p in enumerate(parts) if j != k):
+                proved.append(exc)
+    if not proved:
+        raise RuleErrorUndecided(errors[0][0])
+    order = {i.name: n for n, i in enumerate(spec.invariants)}
+    raise min(proved, key=lambda x: ("the holds of" not in x.message,
+                                     order.get(x.name or "", len(order))))
+
+
+class RuleErrorUndecided(Exception):
+    """A component's holds or repair fails, and the components cannot tell
+    whether the whole machine ever applies it there (another component's
+    repairs may loop first): the caller analyses the whole machine."""
+
+    def __init__(self, error: BuildError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 SYMBOLIC_ABOVE = 1 << 26
