@@ -241,3 +241,35 @@ def test_forged_snapshots_are_refused() -> None:
             b.install_snapshot(forged)
         assert b.accepted == 0 and b.explain().base is None, what
     assert b.install_snapshot(snap) and b.state == a.state
+
+
+def _nested(depth: int) -> Any:
+    return [_nested(depth - 1)] if depth else 1
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rows: rows[1].__setitem__(2, "soon"), "stored event 1 .* hlc="),
+    (lambda rows: rows[1].__setitem__(4, ["x"]), "stored event 1 .* not .origin:seq."),
+    (lambda rows: rows[2].__setitem__(5, {"x": _nested(20)}), "stored event 2 .* meta"),
+    (lambda rows: rows.pop(1), "a:2 are missing|a:2..2 are missing"),
+])
+def test_a_stored_row_is_checked_before_it_changes_state(tmp_path: Path, edit: Any,
+                                                         message: str) -> None:
+    """A store is read like a peer: a row edited on disk (a type, a
+    dependency, a meta nested too deeply, a missing event) is a StoreError
+    naming it, and nothing of the log is used."""
+    import sqlite3
+
+    from convergent.runtime import SQLiteStore, StoreError
+    m = machine("account")
+    db = tmp_path / "r.db"
+    a = Replica(m, id="a", store=SQLiteStore(db))
+    a.emit_many(["deposit", "deposit", "withdraw", "freeze"])
+    a.close()
+    with sqlite3.connect(db) as c:
+        pos, data = c.execute("SELECT pos, data FROM cv_batches").fetchone()
+        rows = json.loads(data)
+        edit(rows)
+        c.execute("UPDATE cv_batches SET data = ? WHERE pos = ?", (json.dumps(rows), pos))
+    with pytest.raises(StoreError, match=message):
+        Replica(m, id="a", store=SQLiteStore(db))

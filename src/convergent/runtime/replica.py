@@ -77,7 +77,13 @@ from .envelope import (
     check_meta_value,
     valid_replica_id,
 )
-from .errors import BackpressureError, PolicyMismatchError, ProtocolError, ReplicaError
+from .errors import (
+    BackpressureError,
+    PolicyMismatchError,
+    ProtocolError,
+    ReplicaError,
+    StoreError,
+)
 from .hlc import HybridClock
 from .model import Change, Explanation, Repair, ReplicaStats, Snapshot, Step, SyncReport
 
@@ -309,12 +315,24 @@ class Replica:
             self._hlc.observe(snap.horizon)
         vv, clocks, heads = self._vv, self._clocks, self._heads
         kept = []
-        for e in events:  # acceptance order: a causal order
+        limits, idx_of = self.limits, self._idx
+        for n, e in enumerate(events):  # acceptance order: a causal order
+            # a stored row crossed a process boundary: checked like a peer's
+            # envelope, and each origin's numbers go on without a gap
+            try:
+                check_envelope(as_envelope(e), limits)
+            except ProtocolError as exc:
+                raise StoreError(f"{self.store.url}: stored event {n} of replica {self.id!r} "
+                                 f"is not a valid envelope: {exc}") from None
             origin, seq = e[2], e[3]
             if seq <= vv.get(origin, 0):
                 continue
-            if e[5] not in self._idx:
+            if e[5] not in idx_of:
                 raise ProtocolError(f"stored event {e[1]} names unknown event {e[5]!r}")
+            if seq != vv.get(origin, 0) + 1:
+                raise StoreError(f"{self.store.url}: stored event {e[1]} of replica {self.id!r} "
+                                 f"follows {origin}:{vv.get(origin, 0)}: events "
+                                 f"{origin}:{vv.get(origin, 0) + 1}..{seq - 1} are missing")
             vv[origin] = seq
             clocks[origin] = e[4]
             self._hlc.observe(e[4])
