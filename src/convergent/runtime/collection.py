@@ -45,8 +45,12 @@ The model, and why it is sound:
   store holds (nothing half-applied stays visible) and raises StoreError.
   Without a store a replica lives in memory only.
 
-Envelopes are not signed: run them inside a trusted network, or behind a
-signing transport.
+* **Signing.** ``seal_envelopes(envelopes, keyring)`` signs a batch for the
+  wire (ed25519, the replicas' ``Keyring``: one signature per batch);
+  ``receive_sealed(data, keyring)`` opens only batches a configured peer
+  signed and every envelope is then checked as usual. A peer may forward
+  others' envelopes (anti-entropy): the signature says which configured
+  replica vouches for the batch.
 """
 
 from __future__ import annotations
@@ -55,10 +59,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..collection import CollectionMachine, CollectionState
 from ..errors import MachineUsageError
+from .envelope import Limits, loads_bounded
 from .errors import (
     BackpressureError,
     PolicyMismatchError,
@@ -73,14 +78,21 @@ from .stores.collection import (
     open_collection_store,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .signing import Keyring
+
 __all__ = ["CollectionEnvelope", "CollectionReplica", "CollectionStore", "EmitResult",
            "MAX_KEY_CHARS", "MemoryCollectionStore", "SQLiteCollectionStore", "Shares",
-           "hash_owner", "open_collection_store"]
+           "hash_owner", "open_collection_store", "open_envelopes", "seal_envelopes"]
 
 MAX_KEY_CHARS = 256
 """A string key's length, and an int key's digits, crossing the boundary."""
 MAX_SEQ = 2**53
 MAX_PENDING = 100_000
+WIRE_FORMAT = "convergent-collection-envelopes/1"
+#: envelopes one sealed batch may hold, and its size in bytes
+MAX_WIRE_ENVELOPES = 100_000
+MAX_WIRE_BYTES = 64 * 1024 * 1024
 
 
 # ------------------------------------------------------------------ shares
@@ -190,6 +202,38 @@ class CollectionEnvelope:
                        key=d["key"], event=d["event"])
         return cls(d["origin"], d["seq"], dict(deps), d["policy"], "transfer",
                    aggregate=d["aggregate"], to=d["to"], amount=d["amount"])
+
+
+def seal_envelopes(envelopes: Iterable[CollectionEnvelope], keyring: Keyring) -> bytes:
+    """A batch of envelopes as one signed wire message (see ``open_envelopes``)."""
+    rows = [e.to_dict() for e in envelopes]
+    if len(rows) > MAX_WIRE_ENVELOPES:
+        raise ReplicaError(f"{len(rows)} envelopes in one batch (at most "
+                           f"{MAX_WIRE_ENVELOPES}): send several")
+    body = json.dumps({"format": WIRE_FORMAT, "envelopes": rows},
+                      separators=(",", ":")).encode()
+    return keyring.seal(body)
+
+
+def open_envelopes(data: bytes, keyring: Keyring) -> tuple[str, list[CollectionEnvelope]]:
+    """``(signer, envelopes)`` of a ``seal_envelopes`` message. Raises
+    SignatureError (unsigned, an unknown signer, a bad signature) or
+    ProtocolError (too big, nested too deeply, not this format) before
+    anything of it is decoded into envelopes; each envelope's meaning is
+    checked by ``receive``."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_WIRE_BYTES:
+        raise ProtocolError(f"a sealed batch is bytes of at most {MAX_WIRE_BYTES} bytes")
+    signer, body = keyring.open(bytes(data))
+    msg = loads_bounded(body, Limits(max_message_bytes=MAX_WIRE_BYTES), what="sealed batch")
+    if not isinstance(msg, dict) or msg.get("format") != WIRE_FORMAT or not isinstance(
+            msg.get("envelopes"), list) or set(msg) != {"format", "envelopes"}:
+        raise ProtocolError(f"a sealed batch is {{'format': {WIRE_FORMAT!r}, 'envelopes': "
+                            "[...]}")
+    rows = msg["envelopes"]
+    if len(rows) > MAX_WIRE_ENVELOPES:
+        raise ProtocolError(f"a sealed batch of {len(rows)} envelopes (at most "
+                            f"{MAX_WIRE_ENVELOPES})")
+    return signer, [CollectionEnvelope.from_dict(r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -515,6 +559,17 @@ class CollectionReplica:
                                     applied=applied, pending=len(self._pending),
                                     limit=self.max_pending)
         return applied
+
+    def receive_sealed(self, data: bytes, keyring: Keyring) -> int:
+        """``receive`` of a ``seal_envelopes`` batch: opened only when a
+        replica of this collection that ``keyring`` knows signed it (else
+        SignatureError, and nothing changes)."""
+        signer, envelopes = open_envelopes(data, keyring)
+        if signer not in self._vv:
+            from .signing import SignatureError
+            raise SignatureError(f"a batch signed by {signer!r}, which is not a replica of "
+                                 f"this collection ({list(self.replicas)})")
+        return self.receive(envelopes)
 
     def missing_for(self, version: Mapping[str, int]) -> list[CollectionEnvelope]:
         """What a peer at ``version`` (its version vector, as it sent it)
