@@ -114,3 +114,34 @@ def row_envelope(policy: str, origin: str, seq: int, hlc: int, event: str, deps:
     from sys import intern
     return Envelope(intern(origin), seq, hlc, intern(event), deps.split(",") if deps else (),
                     None if meta is None else json.loads(meta), policy)
+
+
+def lock_slot(lock_path: str, fd: int | None, key: str) -> int | None:
+    """Lock one byte of ``lock_path`` (opened once: pass the returned fd back)
+    for ``key``, without waiting: one process per key. Returns the fd (None
+    where ``fcntl`` does not exist: no cross-process guard there); raises
+    OSError when another process holds the key. Closing the fd releases it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return fd
+    import os
+    import zlib
+    if fd is None:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, zlib.crc32(key.encode()) & 0x3FFFFFFF)
+    return fd
+
+
+def try_advisory_lock(db: Any, classid: int, key: str, timeout: float) -> bool:
+    """Take PostgreSQL's session advisory lock ``(classid, hashtext(key))``,
+    retrying for up to ``timeout`` seconds (the session of a killed process
+    takes a moment to end); whether it was taken. psycopg errors propagate."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        got = bool(db.execute("SELECT pg_try_advisory_lock(%s::int4, hashtext(%s))",
+                              (classid, key)).fetchone()[0])
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 from ..envelope import loads_bounded
 from ..errors import PolicyMismatchError, ProtocolError, StoreError
+from .base import lock_slot, try_advisory_lock
 
 __all__ = ["CollectionStore", "MemoryCollectionStore", "PostgresCollectionStore",
            "SQLiteCollectionStore", "open_collection_store"]
@@ -126,14 +126,8 @@ class SQLiteCollectionStore(CollectionStore):
 
     def _lock(self, replica: str) -> None:
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no cross-process guard
-            return
-        if self._lock_fd is None:
-            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        offset = zlib.crc32(f"collection:{replica}".encode()) & 0x3FFFFFFF
-        try:
-            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            self._lock_fd = lock_slot(f"{self.path}.lock", self._lock_fd,
+                                      f"collection:{replica}")
         except OSError:
             raise StoreError(f"{self.url}: collection replica {replica!r} is open in another "
                              "process (one writer per replica; stop it first)") from None
@@ -273,19 +267,11 @@ class PostgresCollectionStore(CollectionStore):
         return self._db
 
     def _lock(self, replica: str) -> None:
-        import time
-
         import psycopg
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                got = self._db.execute("SELECT pg_try_advisory_lock(74069319, hashtext(%s))",
-                                       (replica,)).fetchone()[0]
-            except psycopg.Error as exc:
-                raise self._fail(f"cannot lock collection replica {replica!r}", exc) from None
-            if got or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        try:
+            got = try_advisory_lock(self._db, 74069319, replica, self.lock_timeout)
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot lock collection replica {replica!r}", exc) from None
         if not got:
             db, self._db = self._db, None
             db.close()

@@ -24,7 +24,7 @@ from ..envelope import Envelope, rows_of
 from ..errors import StoreError
 from ..model import Snapshot
 from ._batches import check_fresh, drop_compacted, encode_rows, stored_log
-from .base import Store, check_meta
+from .base import Store, check_meta, try_advisory_lock
 
 try:
     import psycopg
@@ -107,18 +107,11 @@ class PostgresStore(Store):
     def _lock(self, replica: str) -> None:
         """Take the replica's advisory lock, waiting up to ``lock_timeout``
         seconds (the session of a killed process takes a moment to end)."""
-        import time
         assert self._db is not None
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                got = self._db.execute("SELECT pg_try_advisory_lock(74069318, hashtext(%s))",
-                                       (replica,)).fetchone()[0]
-            except psycopg.Error as exc:
-                raise self._fail(f"cannot lock replica {replica!r}", exc) from None
-            if got or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        try:
+            got = try_advisory_lock(self._db, 74069318, replica, self.lock_timeout)
+        except psycopg.Error as exc:
+            raise self._fail(f"cannot lock replica {replica!r}", exc) from None
         if not got:
             db, self._db = self._db, None
             db.close()

@@ -29,7 +29,7 @@ from ..envelope import Envelope, rows_of
 from ..errors import StoreError
 from ..model import Snapshot
 from ._batches import check_fresh, drop_compacted, encode_rows, stored_log
-from .base import Store, check_meta
+from .base import Store, check_meta, lock_slot
 
 __all__ = ["SQLiteStore"]
 
@@ -185,15 +185,7 @@ class SQLiteStore(Store):
 
     def _lock(self, replica: str) -> None:
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no cross-process guard
-            return
-        import zlib
-        if self._lock_fd is None:
-            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1,
-                        zlib.crc32(replica.encode()) & 0x3FFFFFFF)
+            self._lock_fd = lock_slot(f"{self.path}.lock", self._lock_fd, replica)
         except OSError:
             raise StoreError(f"{self.url}: replica {replica!r} is open in another process "
                              "(one writer per replica; stop it first)") from None
