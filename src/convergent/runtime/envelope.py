@@ -140,9 +140,9 @@ _new = tuple.__new__
 def as_envelope(row: tuple[Any, ...]) -> Envelope:
     """The ``Envelope`` of a replica's log row. A replica keeps the events it
     issues in bulk as plain tuples of the envelope's layout: the cyclic
-    collector stops tracking a plain tuple of immutable fields after its
-    first pass, while it walks every tuple-subclass instance at every full
-    collection (a log of millions of envelopes made each collection cost
+    collector stops tracking a plain tuple of immutable fields after a pass
+    or two (once its key tuple is dropped), while it walks every
+    tuple-subclass instance at every full collection (a log of millions of envelopes made each collection cost
     that much). Only for rows a replica made: the result is trusted."""
     return row if type(row) is not tuple else _new(_Checked, row)  # type: ignore[return-value]
 
