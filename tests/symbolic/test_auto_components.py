@@ -251,3 +251,19 @@ def test_a_z3_repair_error_yields_to_a_loop_ahead_of_it(
     want = check(spec, method="enumerate")
     got = check(spec, method="compose")
     assert not want.wfc.ok and not got.wfc.ok and got.states.valid == want.states.valid == 0
+
+
+def test_too_big_to_decide_by_components_says_why() -> None:
+    """2^37 states where the components cannot decide a failing repair (the
+    other component has no valid state): auto checks the whole machine by
+    z3 (which finds the loop); enumeration refuses and says why it was
+    asked."""
+    bools = "\n".join(f"  b{i}: bool" for i in range(34))
+    events = "\n".join(f"  t{i}: {{apply: {{b{i}: 'not b{i}'}}}}" for i in range(34))
+    text = (RULE_ERROR % "\n".join((FIGHT, BAD))).replace(
+        "vars:\n", f"vars:\n{bools}\n").replace("events:\n", f"events:\n{events}\n")
+    spec = loads_spec(text)
+    r = check(spec)
+    assert not r.wfc.ok and "could not decide" in r.method["why"]
+    with pytest.raises(BuildError, match="checked whole because a component reports"):
+        check(spec, method="compose")

@@ -678,6 +678,7 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
             why = "; ".join(f"{k}: {w}" for k, w in refused.items()) or (
                 "no int var has more than 64 values")
             raise BuildError(f"{spec.name!r}: nothing to abstract ({why})")
+    undecided: RuleErrorUndecided | None = None
     z3_ok = size > SYMBOLIC_ABOVE and symbolic_possible(spec)
     too_wide = z3_ok and widest_rule(spec) > MAX_RULE_SPACE   # a rule no table holds
     wide = z3_ok and (too_wide or prefer_z3(size, len(spec.events)))
@@ -700,7 +701,8 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
                                                 cm=cm, comps=(comps, idle))
                     except SharedValuesUncovered:
                         continue   # some value of a shared read-only var: split without it
-                    except RuleErrorUndecided:
+                    except RuleErrorUndecided as exc:
+                        undecided = exc
                         break      # the whole machine decides (below)
             except BuildError as exc:
                 raise _locate(spec, exc) from exc.__cause__
@@ -715,8 +717,22 @@ def analyze_any(spec: MachineSpec, *, scope: str = "reachable", strict: bool = F
             pass
         else:
             why = (f"chosen: {size:,} states (more than {SYMBOLIC_ABOVE:,}) that enumeration "
-                   "cannot afford here, and the machine does not split")
+                   "cannot afford here, and the machine does not split" if undecided is None
+                   else f"chosen: {size:,} states that enumeration cannot afford here; the "
+                   "components could not decide it (one reports: "
+                   f"{undecided.error.message}; another has no valid state, so its repairs "
+                   "may loop ahead of that rule everywhere)")
             return SymbolicAnalysis(dataclasses.replace(
                 whole_z3.report, method={**(whole_z3.report.method or {}), "why": why}))
-    return analyze(spec, scope=scope, strict=strict, progress=progress,
-                   independent=independent)
+    try:
+        return analyze(spec, scope=scope, strict=strict, progress=progress,
+                       independent=independent)
+    except BuildError as exc:
+        if undecided is None or exc.name is not None:
+            raise
+        # refused for its size: say why the components did not decide
+        raise BuildError(f"{exc.message}; checked whole because a component reports: "
+                         f"{undecided.error.message}, and another component has no valid "
+                         "state, so its repairs may loop ahead of that rule everywhere "
+                         "(the components cannot tell whether the whole machine applies it)",
+                         name=exc.name, state=exc.state) from None
