@@ -3,6 +3,7 @@
 
     python benchmarks/bench_durable.py                       # SQLite only
     python benchmarks/bench_durable.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+    python benchmarks/bench_durable.py --postgres auto       # + a throwaway PostgreSQL
     python benchmarks/bench_durable.py --quick               # smaller counts
 
 Figures printed (events per second, higher is better; load in seconds):
@@ -35,6 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from convergent.durable import Actor, EntityService, Statechart, assign, open_store
@@ -48,6 +50,14 @@ def chart() -> Any:
     c.state("on")
     c.on("on", "tick", None, actions=[assign(n="n + 1")])
     return c.build()
+
+
+def _load() -> str:
+    """The 1-, 5- and 15-minute load averages: the machine may be shared."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
 
 
 def rate(n: int, seconds: float) -> str:
@@ -131,6 +141,9 @@ class Ours:
         e = svc.load("long")
         assert e.config.vars["n"] == min(self.long, 999_999)
         return 1
+
+    def fast_hits(self) -> int:
+        return sum(svc.fast_hits for svc in (self.one, self.many, *self.loaders.values()))
 
     def close(self) -> None:
         for s in self.stores:
@@ -272,6 +285,8 @@ def run(db: str, url: Callable[[], str], env: Callable[[], dict[str, str]], sync
                        other.workloads(entities) if isinstance(other, Theirs) else None,
                        rounds)
         report(db, a, b if isinstance(other, Theirs) else other)
+        print(f"(load average after the {db} runs: {_load()}; batch items the fast path "
+              f"applied: {mine.fast_hits():,})")
     finally:
         mine.close()
         if isinstance(other, Theirs):
@@ -281,7 +296,8 @@ def run(db: str, url: Callable[[], str], env: Callable[[], dict[str, str]], sync
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--postgres", metavar="URL", help="also run on this PostgreSQL server "
-                   "(a scratch database per run is created and dropped)")
+                   "(a scratch database per run is created and dropped), or 'auto' to "
+                   "start a throwaway cluster (as the tests do)")
     p.add_argument("--sync", default="full", help="SQLite synchronous (default: full)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
@@ -293,8 +309,9 @@ def main() -> int:
     entities, long = 10_000, int(100_000 * scale)
     print(f"# bench_durable {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds "
-          "(median), sides alternating")
+          f"(median), sides alternating, load average {_load()}")
     tmp = tempfile.mkdtemp(prefix="bench-durable-")
+    cleanup: list[Callable[[], None]] = []
     try:
         def sqlite_url() -> str:
             return os.path.join(tmp, f"{uuid.uuid4().hex}.db")
@@ -307,6 +324,8 @@ def main() -> int:
         if not args.no_sqlite:
             run("SQLite", sqlite_url, sqlite_env, args.sync, per_round, entities, long,
                 args.rounds)
+        if args.postgres == "auto":
+            args.postgres = _throwaway_postgres(cleanup)
         if args.postgres:
             from urllib.parse import urlsplit
 
@@ -339,8 +358,26 @@ def main() -> int:
                     for name in made:
                         db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
+        for stop in cleanup:
+            stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _throwaway_postgres(cleanup: list[Callable[[], None]]) -> str | None:
+    """A PostgreSQL cluster for this run, started the way the tests start
+    theirs (``tests/runtime/servers.py``); None (with a note) when it cannot
+    run here."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.runtime.servers import PostgresServer, find_postgres, postgres_user
+    bindir, how = find_postgres(), postgres_user()
+    if bindir is None or how is None:
+        print("PostgreSQL: skipped (no binaries, or no way to run them as non-root)")
+        return None
+    server = PostgresServer(bindir, how[0], how[1])
+    server.start()
+    cleanup.append(server.stop)
+    return str(server.url)
 
 
 def report(db: str, mine: dict[str, float], other: dict[str, float] | str) -> None:

@@ -32,6 +32,7 @@ from ..errors import BuildError, SpecError
 from ..spec.model import EvalError, Var
 from .chart import ROOT, ActionContext, Actor, Chart, GuardContext, Transition
 from .errors import EffectError
+from .store import dumps
 
 __all__ = ["Config", "Step", "active_states", "initial_step", "step", "transition_domain"]
 
@@ -573,3 +574,155 @@ def _drain(run: _Run, queue: list[str]) -> None:
         before = len(run.entered)
         run.microstep(ts)
         queue.extend(run.done_events(run.entered[before:]))
+
+
+# ---------------------------------------------------------------- batch moves
+#
+# The batch fast path (``EntityService.send_batch``) walks plans without
+# building a Step, a Config or a plan key per event. A ``Node`` is one
+# memory (configuration) with its leaves and, per event, the ``Moves`` the
+# plans already proved there: the guard predicates to evaluate and, per
+# tuple of their outcomes, a ``Move`` (the plan compiled: assignments as
+# (var, evaluator, clamp) triples, constant emit bodies serialized once, the
+# leaves before and after in every form the rows need, the node it leads
+# to). A Move exists only where a plan exists, so a move does exactly what a
+# planned step does; and where every candidate transition is guarded and no
+# guard holds, selection picks nothing: the event is ignored, plan or not.
+# Anything else (no plan learnt yet, an opaque guard, a failing guard or
+# assignment) is for the caller's full path.
+
+_NO_MOVE = object()
+"""A plan that exists but can never be compiled (a body that is not JSON):
+the full path reports it, every time."""
+
+
+class Node:
+    """One configuration's memory, as the fast path walks it."""
+
+    __slots__ = ("joined", "json", "key", "leaves", "memory", "on")
+
+    def __init__(self, chart: Chart, memory: Mapping[str, str]) -> None:
+        self.memory = memory
+        self.key = tuple(memory.items())  # the same key plans are learnt under
+        self.leaves = tuple(Config(memory, {}, {}).leaves(chart))
+        self.json = dumps(list(self.leaves))  # as the event row and head store them
+        self.joined = ",".join(self.leaves)  # as the audit row does
+        self.on: dict[str, Moves | None] = {}
+
+
+class Moves:
+    """What ``event`` may do from one node: the guards selection consults
+    (predicates only) and the moves compiled so far, by guard outcomes."""
+
+    __slots__ = ("always", "by_outcome", "guards")
+
+    def __init__(self, guards: tuple[Callable[[Mapping[str, Any]], Any], ...],
+                 always: bool) -> None:
+        self.guards = guards
+        self.always = always  # an unguarded candidate: something always fires
+        self.by_outcome: dict[tuple[bool, ...], Any] = {}
+
+
+class Move:
+    """A plan compiled for the batch loop (see the section comment)."""
+
+    __slots__ = ("assigns", "assigns_flat", "cancelled", "armed", "done", "emits", "entered",
+                 "exited", "fired", "free", "target", "touches_since")
+
+    def __init__(self, chart: Chart, plan: _Plan, source: Node, target: Node) -> None:
+        var_map = chart.var_map
+        assigns: list[tuple[tuple[str, Callable[[Mapping[str, Any]], Any], Any, Any, Var],
+                            ...]] = []
+        emits: list[tuple[str, str]] = []
+        for a in plan.actions:
+            if a.kind == "assign":
+                # (var, evaluator, lo, hi, Var): ints saturate to [lo, hi]; other
+                # values are checked by ``Var.digit`` (lo None), as ``_clamp`` does
+                assigns.append(tuple(
+                    (name, expr.eval, *((var_map[name].lo, var_map[name].hi)
+                                        if var_map[name].kind == "int" else (None, None)),
+                     var_map[name])
+                    for name, expr in zip(a.assignment.targets, a.assignment.exprs)))
+            else:
+                # a constant body: serialized once (bodies never read vars)
+                emits.append((a.topic, dumps(_json_copy(a.body or {}, a.topic))))
+        self.assigns = tuple(assigns)
+        # every assign sets one var: simultaneous is sequential, one flat loop
+        self.assigns_flat = tuple(g[0] for g in assigns) \
+            if all(len(g) == 1 for g in assigns) else ()
+        self.emits = tuple(emits)  # (topic, body JSON) in order
+        self.fired = plan.fired
+        self.exited = plan.exited
+        self.entered = plan.entered
+        self.armed = plan.armed
+        self.cancelled = plan.cancelled
+        self.target = target
+        states = chart.states
+        self.done = plan.done or any(states[s].kind == "final" and states[s].parent == ROOT
+                                     for s in target.leaves)
+        self.touches_since = bool(plan.exited or plan.entered
+                                  or source.leaves != target.leaves)
+        # the actor's authorization depends on the actor alone (no actor guard)
+        self.free = not any(t.actor_guard is not None for t in plan.fired)
+
+
+def node_of(chart: Chart, memory: Mapping[str, str]) -> Node:
+    """The node of ``memory`` (shared through the chart's memo)."""
+    key = ("fnode", tuple(memory.items()))
+    got = chart.memo.get(key)
+    if got is None:
+        got = Node(chart, memory)
+        _memo_put(chart, key, got)
+    assert isinstance(got, Node)
+    return got
+
+
+def moves_of(chart: Chart, node: Node, event: str) -> Moves | None:
+    """The moves of ``event`` at ``node`` (None: selection would consult an
+    opaque guard, or the chart does not know the event: never fast)."""
+    got = node.on.get(event, _MISS)
+    if got is _MISS:
+        cands = _candidates(chart, node.key, node.memory, event) \
+            if event in chart.events else None
+        guards: list[Callable[[Mapping[str, Any]], Any]] | None = \
+            [] if cands is not None else None
+        for t in cands or ():
+            if t.guard is None:
+                continue
+            expr = t.guard.predicate.expr if t.guard.predicate is not None else None
+            if expr is None or guards is None:
+                guards = None  # not an expression: never fast
+                break
+            guards.append(expr.eval)
+        got = None if cands is None or guards is None else Moves(
+            tuple(guards), any(t.guard is None for t in cands))
+        node.on[event] = got
+    assert got is None or isinstance(got, Moves)
+    return got
+
+
+def move_of(chart: Chart, node: Node, event: str, moves: Moves,
+            outcomes: tuple[bool, ...]) -> Move | Node | None:
+    """The compiled plan for these guard outcomes, once the full path has
+    learnt one: a ``Move``, or ``node`` itself when no transition is enabled
+    (the event is ignored). None: not learnt yet, or never compilable: take
+    the full path."""
+    got = moves.by_outcome.get(outcomes)
+    if got is None:
+        if not moves.always and not any(outcomes):
+            # every candidate is guarded and no guard holds: selection picks
+            # nothing, so the step is ignored (full steps learn no plan for it)
+            moves.by_outcome[outcomes] = node
+            return node
+        plan = chart.memo.get(("plan", node.key, event, outcomes))
+        if not isinstance(plan, _Plan):
+            return None  # not learnt yet: the full path learns it
+        if not plan.fired:
+            got = node  # no transition enabled: the event is ignored (stays here)
+        else:
+            try:
+                got = Move(chart, plan, node, node_of(chart, plan.memory))
+            except Exception:
+                got = _NO_MOVE
+        moves.by_outcome[outcomes] = got
+    return None if got is _NO_MOVE else got  # type: ignore[return-value]

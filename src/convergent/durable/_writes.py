@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .audit import COLUMNS, AuditRecord, row_hash
+from .audit import COLUMNS, AuditRecord, hash_rows
 from .errors import ConcurrencyError
 from .store import COPY_MIN_ROWS, Tx, dumps
 
@@ -61,8 +61,8 @@ class Writes:
 
     def head(self, entity: str, base: int, row: tuple[Any, ...]) -> None:
         """``row`` = (version, leaves, since (a dict, serialized on flush: an
-        entity's head is written once per transaction), chart_version, done,
-        updated_at);
+        entity's head is written once per transaction; or that dict's JSON
+        text already), chart_version, done, updated_at);
         ``base`` is the version read before this transaction changed it (0: new)."""
         first = self.heads.get(entity)
         self.heads[entity] = (base if first is None else first[0], row)
@@ -86,11 +86,16 @@ class Writes:
                   at: float, *, kind: str | None = None) -> None:
         """Queue one audit row of this kind's chain; ``flush`` numbers and
         hashes the queue in order (the chain head is locked only then)."""
-        if at != self._at:
-            self._at, self._at_iso = at, datetime.fromtimestamp(at, UTC).isoformat()
-        self.audit.append((self._at_iso, self.kind if kind is None else kind, entity,
+        self.audit.append((self.at_iso(at), self.kind if kind is None else kind, entity,
                            transition_id, actor, event, from_state, to_state, trace_id,
                            outcome, reason))
+
+    def at_iso(self, at: float) -> str:
+        """The audit rows' ``at`` text of ``at`` (computed once per instant:
+        a batch has one)."""
+        if at != self._at:
+            self._at, self._at_iso = at, datetime.fromtimestamp(at, UTC).isoformat()
+        return self._at_iso
 
     def flush(self) -> None:
         tx = self.tx
@@ -99,7 +104,8 @@ class Writes:
         # writer, so two batches over the same entities queue instead of
         # deadlocking (SQLite writers never interleave: BEGIN IMMEDIATE)
         tx.insert(self.table, _EVENT_COLUMNS, sorted(self.events) if pg else self.events)
-        heads = {e: (base, (row[0], row[1], dumps(row[2]), *row[3:]))
+        heads = {e: (base, (row[0], row[1], row[2] if isinstance(row[2], str)
+                            else dumps(row[2]), *row[3:]))
                  for e, (base, row) in (sorted(self.heads.items()) if pg
                                         else self.heads.items())}
         new = [(self.kind, e, *row) for e, (base, row) in heads.items() if base == 0]
@@ -149,13 +155,7 @@ class Writes:
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
         got = tx.one(f"SELECT seq, hash FROM dz_audit_heads WHERE chain = ?{lock}", (chain,))
         seq, prev = (0, "") if got is None else (int(got[0]), str(got[1]))
-        rows = []
-        for queued in self.audit:
-            seq += 1
-            fields = (seq, *queued)
-            h = row_hash(prev, fields, key)
-            rows.append((chain, *fields, prev, h))
-            prev = h
+        rows, seq, prev = hash_rows(prev, seq, self.audit, chain, key)
         tx.insert("dz_audit", ("chain", *COLUMNS, "prev", "hash"), rows)
         if got is None:
             tx.q("INSERT INTO dz_audit_heads (chain, seq, hash) VALUES (?, ?, ?)",

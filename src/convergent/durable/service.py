@@ -17,18 +17,31 @@ replay are discarded (they were written the first time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import gc
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._semantics import Config, Step, initial_step, step
+from ._semantics import (
+    _NO_MOVE,
+    Config,
+    Node,
+    Step,
+    initial_step,
+    move_of,
+    moves_of,
+    node_of,
+    step,
+)
 from ._writes import Writes
 from .audit import AuditRecord
 from .chart import ROOT, Actor, Chart
@@ -112,6 +125,10 @@ class _Cached:
     since: dict[str, float]
     done: bool
     chart_version: int = 0
+    # the batch fast path's node of config.memory, once known, and the JSON
+    # text of ``since`` as it wrote it (maps are never changed in place)
+    node: Node | None = field(default=None, compare=False, repr=False)
+    since_json: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,33 @@ class _Applied:
     record: TransitionRecord | None = None
     fresh: _Cached | None = None
     rejected: tuple[str, TransitionRecord] | None = None
+
+
+class _Slot:
+    """The batch fast path's working copy of one entity: where it is (a
+    plan ``Node``), its vars, version and since map (``since_json``: its
+    text, when known), and whether it has moved since it was last written
+    back (``dirty``). ``base`` is the version read."""
+
+    __slots__ = ("base", "chart", "dirty", "done", "extra", "node", "prefix", "since",
+                 "since_json", "vars", "version")
+
+    def __init__(self, node: Node, vars_: Mapping[str, Any], version: int,
+                 since: dict[str, float], since_json: str | None, done: bool, chart: Chart,
+                 prefix: str, extra: Mapping[str, Any]) -> None:
+        self.node = node
+        self.vars: Mapping[str, Any] = vars_
+        self.version = self.base = version
+        self.since = since
+        self.since_json = since_json
+        self.done = done
+        self.chart = chart
+        self.prefix = prefix
+        self.extra = extra
+        self.dirty = False
+
+
+_MISS: Any = object()
 
 
 class _BatchRefused(Exception):
@@ -143,6 +187,9 @@ class EntityService:
         envelopes: the policy for ``accept`` (max age, signing key).
         audit_key: HMAC key for the audit chain (None: plain SHA-256).
         cache_size: entities kept in memory between calls (0: none).
+        fast_batches: let ``send_batch`` apply the steps the chart's plans
+            already prove in one loop (False: every item takes the full
+            path, the reference the fast path is tested against).
     """
 
     chart: Chart
@@ -157,6 +204,7 @@ class EntityService:
     extra_limit: int = 1 << 16
     versions: Mapping[int, Chart] = field(default_factory=dict)
     require_verified: bool = False
+    fast_batches: bool = True
 
     def __post_init__(self) -> None:
         self.kind = self.kind or self.chart.name.lower()
@@ -174,6 +222,8 @@ class EntityService:
                 self._require_verified(ch)
         self._table = self.store.ensure_kind(self.kind)
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self.fast_hits = 0
+        """Batch items the fast path applied (or found ignored) so far."""
         if self.snapshot_every < 0:
             raise DurableError(f"snapshot_every={self.snapshot_every} (expected >= 0)")
 
@@ -547,7 +597,8 @@ class EntityService:
             raise DurableError(f"a batch of {len(items):,} items (at most {MAX_BATCH:,})")
         t0 = time.perf_counter()
         overlay: dict[str, _Cached] = {}
-        done: list[_Applied] = []
+        results: list[Result] = []
+        records: list[TransitionRecord | None] = []
         entities = {entity for entity, _, _ in items}
         for entity in entities:
             _check_id(entity)
@@ -555,18 +606,11 @@ class EntityService:
             if event != CREATE and not self._declared(event):
                 raise UnknownEventError(f"{self.kind}: event {event!r} is not declared")
         try:
-            with self.store.tx() as tx:
+            with self.store.tx() as tx, _collector_paused(len(items)):
                 w = self._writes(tx)
                 heads = self._heads(tx, entities)
                 now = self.clock()  # one transaction, one instant
-                for entity, event, payload in items:
-                    got = self._apply(w, entity, event, dict(payload) if payload else {},
-                                      actor, None, None, {}, None, None, overlay, heads, now)
-                    if got.rejected is not None:
-                        raise _BatchRefused(got)
-                    if got.fresh is not None:
-                        overlay[entity] = got.fresh
-                    done.append(got)
+                self._batch(w, items, actor, overlay, heads, now, results, records)
                 w.flush()
         except DurableStoreError as exc:
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
@@ -590,13 +634,204 @@ class EntityService:
                 w.flush()
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
             self._after(_Applied(bad.result, rejected=bad.rejected), 0.0)
-        seconds = (time.perf_counter() - t0) / max(1, len(done))
+        seconds = (time.perf_counter() - t0) / max(1, len(results))
         for entity, fresh in overlay.items():
             self._remember(entity, fresh)  # the last state of each: what the store holds
         if self.observers:
-            for d in done:
-                self._after(_Applied(d.result, d.record), seconds)
-        return [d.result for d in done]
+            for res, rec in zip(results, records):
+                self._after(_Applied(res, rec), seconds)
+        return results
+
+    def _batch(self, w: Writes, items: Sequence[tuple[str, str, Mapping[str, Any] | None]],
+               actor: Actor, overlay: dict[str, _Cached],
+               heads: Mapping[str, tuple[int, str, int]], now: float,
+               results: list[Result], records: list[TransitionRecord | None]) -> None:
+        """A batch's items in order, inside ``w``'s transaction.
+
+        The fast path: an item whose step a learnt plan proves (the chart's
+        ``Move`` for the entity's configuration, the event and the guard
+        outcomes) is applied here, on a per-entity ``_Slot``, writing its
+        rows directly: no Step, Config, _Cached, plan key or _Applied per
+        event. Everything else (creation, migration, a step no plan proves
+        yet, a failing guard or assignment, a refused actor) takes the full
+        path, ``_apply``, in order: the slot is first written back
+        (``_sync``: overlay and head) so the full path sees every earlier
+        item, and re-read from the overlay afterwards. Both paths write the
+        same rows in the same order; ``tests/durable/test_batch_fast.py``
+        compares them on random batches."""
+        tx = w.tx
+        kind = self.kind
+        fast = self.fast_batches
+        observers = self.observers
+        snap = self.snapshot_every
+        slots: dict[str, _Slot] = {}
+        allowed: dict[Any, bool] = {}  # move -> may this actor take it (no actor guard)
+        at_iso = w.at_iso(now)
+        actor_id = actor.id
+        actor_j = _actor_json(actor)
+        add_event = w.events.append
+        add_audit = w.audit.append
+        add_result = results.append
+        add_record = records.append
+        hits = 0
+        for entity, event, payload in items:
+            if fast and event != CREATE and event != MIGRATE:
+                s = slots.get(entity)
+                if s is None:
+                    s = self._slot(tx, entity, overlay, heads)
+                    if s is not None:
+                        slots[entity] = s
+                if s is not None:
+                    chart = s.chart
+                    node = s.node
+                    moves = node.on.get(event, _MISS)
+                    if moves is _MISS:
+                        moves = moves_of(chart, node, event)
+                    mv: Any = None
+                    vars_ = s.vars
+                    if moves is not None:
+                        try:
+                            outcomes = tuple([bool(g(vars_)) for g in moves.guards]) \
+                                if moves.guards else ()
+                            mv = moves.by_outcome.get(outcomes)
+                            if mv is None or mv is _NO_MOVE:
+                                mv = move_of(chart, node, event, moves, outcomes)
+                        except Exception:
+                            mv = None  # the full path reports the failing guard
+                    if mv is node:
+                        hits += 1
+                        add_result(_result(entity, event, "ignored", s.version, None,
+                                           node.leaves, node.leaves, ()))
+                        add_record(None)
+                        continue
+                    if mv is not None:
+                        ok = allowed.get(mv)
+                        if ok is None:
+                            ok = denial(chart, mv.fired, mv.entered, actor,
+                                        dict(payload) if payload else {}) is None
+                            if mv.free:
+                                allowed[mv] = ok
+                        nv: Mapping[str, Any] | None = vars_
+                        if ok and mv.assigns:
+                            nv = work = dict(vars_)
+                            try:
+                                # one var per assign: in order; else each
+                                # assign's values first, then its writes
+                                for group in ((mv.assigns_flat,) if mv.assigns_flat
+                                              else mv.assigns):
+                                    values = group if mv.assigns_flat else \
+                                        [(name, ev(work), lo, hi, var)
+                                         for name, ev, lo, hi, var in group]
+                                    for name, x, lo, hi, var in values:
+                                        if mv.assigns_flat:
+                                            x = x(work)
+                                        if lo is None:
+                                            var.digit(x)
+                                        else:
+                                            x = max(lo, min(hi, int(x)))
+                                        work[name] = x
+                            except Exception:
+                                nv = None  # the full path reports the failing action
+                        if ok and nv is not None:
+                            hits += 1
+                            v = s.version + 1
+                            tid = f"{s.prefix}{v:012x}"
+                            target = mv.target
+                            meta: dict[str, str] = {}
+                            meta_j = "{}"
+                            trace_id = ""
+                            if observers:
+                                for o in observers:
+                                    meta = o.carry(meta)
+                                trace_id = meta.get("traceparent", "")
+                                meta_j = dumps(meta) if meta else "{}"
+                            add_event((entity, v, tid, event,
+                                       dumps(payload if type(payload) is dict
+                                             else dict(payload)) if payload else "{}",
+                                       actor_j, meta_j, node.json, target.json,
+                                       chart.version, now))
+                            time_in: dict[str, float] = {}
+                            if mv.touches_since:
+                                s.since, time_in = _moved_since(s.since, node.leaves,
+                                                                target.leaves, mv.exited,
+                                                                mv.entered, now)
+                                s.since_json = None
+                            for state in mv.cancelled:
+                                w.cancel_timers(entity, state)
+                            for t in mv.armed:
+                                w.arm_timer(f"{tid}/{t.id}", entity, t.source, t.event,
+                                            now + (t.after.total_seconds() if t.after
+                                                   else 0.0))
+                            keys: tuple[str, ...] = ()
+                            if mv.emits:
+                                keys = self._emit(w, entity, tid, mv.emits, meta, now)
+                            if snap and v % snap == 0:
+                                w.snapshots[entity] = (kind, entity, v, chart.version, dumps(
+                                    Config(target.memory, nv, s.extra).to_dict()))
+                            add_audit((at_iso, kind, entity, tid, actor_id, event, node.joined,
+                                       target.joined, trace_id, "applied", ""))
+                            add_result(_result(entity, event, "applied", v, tid, node.leaves,
+                                               target.leaves, keys))
+                            add_record(TransitionRecord(
+                                kind, entity, event, v, tid, node.leaves, target.leaves,
+                                time_in, "applied", 0.0, actor_id, trace_id, "",
+                                dict(payload) if payload else {}) if observers else None)
+                            s.node, s.vars, s.version, s.done = target, nv, v, mv.done
+                            s.dirty = True
+                            continue
+                    # the full path: it must see this entity as the fast path left it
+                    if s.dirty:
+                        self._sync(w, entity, s, overlay, now)
+                    del slots[entity]
+            got = self._apply(w, entity, event, dict(payload) if payload else {},
+                              actor, None, None, {}, None, None, overlay, heads, now)
+            if got.rejected is not None:
+                raise _BatchRefused(got)
+            if got.fresh is not None:
+                overlay[entity] = got.fresh
+            add_result(got.result)
+            add_record(got.record)
+        for entity, s in slots.items():
+            if s.dirty:
+                self._sync(w, entity, s, overlay, now)
+        self.fast_hits += hits
+
+    def _slot(self, tx: Tx, entity: str, overlay: dict[str, _Cached],
+              heads: Mapping[str, tuple[int, str, int]]) -> _Slot | None:
+        """The fast path's working copy of ``entity`` (None: no such entity;
+        the full path says so)."""
+        cur = self._rebuild(tx, entity, overlay, heads)
+        if cur is None:
+            return None
+        chart = self._chart_of(cur.chart_version)
+        node = cur.node
+        if node is None:
+            node = cur.node = node_of(chart, cur.config.memory)
+        return _Slot(node, cur.config.vars, cur.version, cur.since, cur.since_json, cur.done,
+                     chart, _tid_prefix(self.kind, entity), cur.config.extra)
+
+    def _sync(self, w: Writes, entity: str, s: _Slot, overlay: dict[str, _Cached],
+              now: float) -> None:
+        """Write a slot back: the entity's head row and its overlay entry."""
+        if s.since_json is None:
+            s.since_json = dumps(s.since)  # what the flush would write; kept for next time
+        w.head(entity, s.base, (s.version, s.node.json, s.since_json, s.chart.version,
+                                int(s.done), now))
+        overlay[entity] = _Cached(s.version, Config(s.node.memory, s.vars, s.extra), s.since,
+                                  s.done, s.chart.version, s.node, s.since_json)
+        s.dirty = False
+
+    def _emit(self, w: Writes, entity: str, tid: str, emits: tuple[tuple[str, str], ...],
+              meta: dict[str, str], now: float) -> tuple[str, ...]:
+        """Outbox rows of a step's commands (bodies already JSON); their keys."""
+        keys = []
+        for i, (topic, body) in enumerate(emits):
+            key = tid if len(emits) == 1 else f"{tid}/{i}"
+            keys.append(key)
+            w.outbox.append((self.kind, entity, key, topic, body,
+                             dumps({**meta, "transition_id": tid, "entity": entity,
+                                    "kind": self.kind}), now, now))
+        return tuple(keys)
 
     def _after(self, done: _Applied, seconds: float) -> None:
         if done.fresh is not None:
@@ -732,14 +967,7 @@ class EntityService:
                          after_j, chart.version, now))
         time_in: dict[str, float] = {}
         if st.exited or st.entered or before != after:
-            since = dict(since)
-            for leaf in before:
-                if leaf not in after or leaf in st.exited:
-                    time_in[leaf] = now - since.pop(leaf, now)
-            for leaf in after:
-                if leaf not in since or leaf in st.entered:
-                    since[leaf] = now
-            since = {k: x for k, x in since.items() if k in after}
+            since, time_in = _moved_since(since, before, after, st.exited, st.entered, now)
         done = st.done or any(chart.states[s].kind == "final"
                               and chart.states[s].parent == ROOT for s in after)
         w.head(entity, version, (v, after_j, since, chart.version, int(done), now))
@@ -762,7 +990,7 @@ class EntityService:
         before_t, after_t = _tuple(before), _tuple(after)
         w.audit_row(entity, tid, actor.id, event, _joined(before_t), _joined(after_t),
                     trace_id, outcome, "", now)
-        res = Result(entity, event, outcome, v, tid, before_t, after_t, tuple(keys))
+        res = _result(entity, event, outcome, v, tid, before_t, after_t, tuple(keys))
         if request_key is not None:
             self._record_request(w, request_key, entity, res)
         rec = TransitionRecord(self.kind, entity, event, v, tid, before_t, after_t,
@@ -814,13 +1042,81 @@ def _leaves_json_t(leaves: tuple[str, ...]) -> str:
 
 def _transition_id(kind: str, entity: str, version: int) -> str:
     """Deterministic: the same (kind, entity, version) always names the same
-    transition, so a retried write after a crash reuses its ids."""
-    h = hashlib.blake2b(f"{kind}/{entity}/{version}".encode(), digest_size=16).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    transition, so a retried write after a crash reuses its ids. UUID-shaped:
+    80 bits of BLAKE2b over ``kind/entity`` (computed once per entity), then
+    the version in 12 hex digits, so an entity's ids differ in their tail
+    only and cost one format per event. (Events written before 2026-12-03
+    carry a hash of ``kind/entity/version`` instead; ids are opaque, unique
+    either way, and never recomputed from stored rows.)"""
+    return f"{_tid_prefix(kind, entity)}{version:012x}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _tid_prefix(kind: str, entity: str) -> str:
+    h = hashlib.blake2b(f"{kind}/{entity}".encode(), digest_size=10).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
+
+
+def _moved_since(since: Mapping[str, float], before: Sequence[str], after: Sequence[str],
+                 exited: Sequence[str], entered: Sequence[str],
+                 now: float) -> tuple[dict[str, float], dict[str, float]]:
+    """The since map after a step that left ``before`` for ``after`` (a new
+    map: the old one may be shared), and the seconds spent in each leaf left."""
+    out = dict(since)
+    time_in: dict[str, float] = {}
+    for leaf in before:
+        if leaf not in after or leaf in exited:
+            time_in[leaf] = now - out.pop(leaf, now)
+    for leaf in after:
+        if leaf not in out or leaf in entered:
+            out[leaf] = now
+    return {k: x for k, x in out.items() if k in after}, time_in
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+_PAUSE_GC = 256
+"""Batches of at least this many items run with the cyclic collector paused."""
+
+
+@contextlib.contextmanager
+def _collector_paused(n: int) -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large batch builds its
+    rows, results and cache entries (several small objects per item, none in
+    a cycle): the collections those allocations trigger walk every cached
+    entity again, which costs more than the batch's own Python work with
+    10^4 entities cached. It resumes (if it was on) when the batch ends. The
+    same as ``convergent.runtime._bulk.bulk``, kept here so the durable
+    package does not import the runtime."""
+    if n < _PAUSE_GC or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _result(entity: str, event: str, outcome: str, version: int, transition_id: str | None,
+            from_leaves: tuple[str, ...], to_leaves: tuple[str, ...],
+            commands: tuple[str, ...]) -> Result:
+    """``Result(...)`` without the frozen dataclass's one ``__setattr__`` per
+    field (a microsecond per event on the batch path); equal in every way."""
+    r = _new(Result)
+    _set(r, "__dict__", {"entity": entity, "event": event, "outcome": outcome,
+                         "version": version, "transition_id": transition_id,
+                         "from_leaves": from_leaves, "to_leaves": to_leaves,
+                         "commands": commands, "replayed": False})
+    return r
+
+
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 def _check_id(entity: Any) -> None:
     if not isinstance(entity, str) or not entity or len(entity) > _ENTITY_MAX \
-            or any(ord(c) < 32 for c in entity):
+            or _CONTROL.search(entity) is not None:
         raise DurableError(f"entity id {entity!r} (expected 1-{_ENTITY_MAX} printable "
                            "characters)")

@@ -16,6 +16,7 @@ and refuse UPDATE and DELETE by trigger, as does the audit table.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -33,6 +34,8 @@ __all__ = ["EntityStore", "Tx", "open_store"]
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 COPY_MIN_ROWS = 16
 """PostgreSQL inserts of at least this many rows go through COPY."""
+SQLITE_ROWS_PER_INSERT = 1000
+"""SQLite inserts put at most this many rows in one statement."""
 
 
 def check_kind(kind: str) -> str:
@@ -185,10 +188,12 @@ class Tx:
         return list(self.q(sql, params).fetchall())
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert many rows: ``executemany`` on SQLite; on PostgreSQL a
-        ``COPY ... FROM STDIN`` once the batch is large enough to pay for it
-        (one statement for the server instead of one per row; a unique
-        violation aborts it all the same)."""
+        """Insert many rows: on PostgreSQL a ``COPY ... FROM STDIN`` once the
+        batch is large enough to pay for it (one statement for the server
+        instead of one per row; a unique violation aborts it all the same);
+        on SQLite multi-row ``INSERT ... VALUES (...), (...)`` statements of
+        up to ``SQLITE_ROWS_PER_INSERT`` rows (about a sixth cheaper per row
+        than ``executemany``, which steps one statement per row)."""
         if not rows:
             return
         cols = ", ".join(columns)
@@ -197,8 +202,22 @@ class Tx:
                 for r in rows:
                     cp.write_row(r)
             return
-        self.many(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})",
-                  rows)
+        one = f"({', '.join('?' * len(columns))})"
+        if self.dialect == "sqlite" and len(rows) > 1:
+            per = max(1, min(SQLITE_ROWS_PER_INSERT, self._max_params() // len(columns)))
+            for i in range(0, len(rows), per):
+                chunk = rows[i:i + per]
+                self.q(f"INSERT INTO {table} ({cols}) VALUES {', '.join([one] * len(chunk))}",
+                       list(itertools.chain.from_iterable(chunk)))
+            return
+        self.many(f"INSERT INTO {table} ({cols}) VALUES {one}", rows)
+
+    def _max_params(self) -> int:
+        """SQLite's limit on a statement's parameters (999 before 3.32)."""
+        try:
+            return int(self._cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        except (AttributeError, sqlite3.Error):  # Python < 3.11
+            return 999
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         """``executemany``; returns the cursor (``rowcount`` is the total)."""
@@ -206,7 +225,7 @@ class Tx:
             return self._cur
         if self._param != "?":
             sql = sql.replace("?", self._param)
-        self._cur.executemany(sql, [tuple(r) for r in rows])
+        self._cur.executemany(sql, rows)
         return self._cur
 
 
@@ -342,6 +361,15 @@ def _pg_error() -> type[BaseException]:
     return psycopg.Error
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+"""Page cache per connection (SQLite's default is 2 MiB): a batch spread
+over many entities dirties a page per entity, and a cache that holds them
+all neither spills them to the WAL before the commit nor reads them back.
+(A larger ``wal_autocheckpoint`` helped such batches a little too, but made
+every single-event commit slower while the WAL file was still growing: left
+at SQLite's default.)"""
+
+
 class _SQLite:
     """SQLite in WAL mode, ``synchronous=FULL`` (survives power loss), one
     ``BEGIN IMMEDIATE`` transaction per call (writers queue on the file lock
@@ -358,6 +386,7 @@ class _SQLite:
                                        check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise DurableStoreError(f"{self.url}: cannot open: {exc}") from None
 
