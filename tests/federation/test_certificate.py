@@ -375,7 +375,7 @@ def test_structurally_mutated_certificates_never_crash(
         try:
             for k in path[:-1]:
                 cur = cur[k]
-            cur[path[-1]] = value
+            cur[path[-1]] = json.loads(json.dumps(value))  # a copy: _ODD stays as it is
         except (KeyError, IndexError, TypeError):
             continue                    # an earlier edit removed this path
     try:
