@@ -27,6 +27,7 @@ from typing import Any
 from ..envelope import loads_bounded
 from ..errors import PolicyMismatchError, ProtocolError, StoreError
 from .base import lock_slot, try_advisory_lock
+from .sqlite import immediate
 
 __all__ = ["CollectionStore", "MemoryCollectionStore", "PostgresCollectionStore",
            "SQLiteCollectionStore", "open_collection_store"]
@@ -41,6 +42,7 @@ class CollectionStore:
     ``append`` adds rows in one transaction (all or nothing)."""
 
     url = "collection-store"
+    replica: str | None = None
 
     def open(self, *, replica: str, policy: str) -> None:
         raise NotImplementedError
@@ -56,6 +58,18 @@ class CollectionStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+    def _bound(self) -> str:
+        if self.replica is None:
+            raise StoreError(f"{self.url}: open() it first")
+        return self.replica
+
+
+def _numbered(replica: str, start: int, rows: Sequence[dict[str, Any]]
+              ) -> list[tuple[str, int, str]]:
+    """The stored rows of envelope dicts appended at position ``start``."""
+    return [(replica, start + i, json.dumps(d, separators=(",", ":")))
+            for i, d in enumerate(rows)]
 
 
 class MemoryCollectionStore(CollectionStore):
@@ -86,11 +100,6 @@ class MemoryCollectionStore(CollectionStore):
             self.fail_next = False
             raise StoreError(f"{self.url}: injected failure, nothing written")
         self._rows[r].extend(json.dumps(d, separators=(",", ":")) for d in rows)
-
-    def _bound(self) -> str:
-        if self.replica is None:
-            raise StoreError(f"{self.url}: open() it first")
-        return self.replica
 
 
 class SQLiteCollectionStore(CollectionStore):
@@ -136,18 +145,12 @@ class SQLiteCollectionStore(CollectionStore):
         self._lock(replica)
         db = self._conn()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 row = db.execute("SELECT policy FROM cv_collection_replicas WHERE replica = ?",
                                  (replica,)).fetchone()
                 if row is None:
                     db.execute("INSERT INTO cv_collection_replicas VALUES (?, ?)",
                                (replica, policy))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: cannot open replica {replica!r}: {exc}") from None
         if row is not None and row[0] != policy:
@@ -169,18 +172,11 @@ class SQLiteCollectionStore(CollectionStore):
         r = self._bound()
         if not rows:
             return
-        data = [(r, self._next + i, json.dumps(d, separators=(",", ":")))
-                for i, d in enumerate(rows)]
         db = self._conn()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT INTO cv_collection_log VALUES (?, ?, ?)", data)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            with immediate(db):
+                db.executemany("INSERT INTO cv_collection_log VALUES (?, ?, ?)",
+                               _numbered(r, self._next, rows))
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: append of {len(rows)} envelopes failed, nothing "
                              f"written: {exc}") from None
@@ -193,11 +189,6 @@ class SQLiteCollectionStore(CollectionStore):
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
-
-    def _bound(self) -> str:
-        if self.replica is None:
-            raise StoreError(f"{self.url}: open() it first")
-        return self.replica
 
 
 def _mismatch(url: str, replica: str, stored: str, policy: str) -> PolicyMismatchError:
@@ -319,12 +310,11 @@ class PostgresCollectionStore(CollectionStore):
         r = self._bound()
         if not rows:
             return
-        data = [(r, self._next + i, json.dumps(d, separators=(",", ":")))
-                for i, d in enumerate(rows)]
         try:
             db = self._conn()
             with db.transaction(), db.cursor() as cur:
-                cur.executemany("INSERT INTO cv_collection_log VALUES (%s, %s, %s)", data)
+                cur.executemany("INSERT INTO cv_collection_log VALUES (%s, %s, %s)",
+                                _numbered(r, self._next, rows))
         except psycopg.Error as exc:
             raise self._fail(f"append of {len(rows)} envelopes failed (if the connection "
                              "broke during the commit it may have landed: the replica "
@@ -335,11 +325,6 @@ class PostgresCollectionStore(CollectionStore):
         if self._db is not None:
             self._db.close()   # ends the session: releases the advisory lock
             self._db = None
-
-    def _bound(self) -> str:
-        if self.replica is None:
-            raise StoreError(f"{self.url}: open() it first")
-        return self.replica
 
 
 def _decoded(url: str, replica: str, rows: Sequence[Any]) -> list[Any]:

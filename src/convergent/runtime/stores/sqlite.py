@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from ..envelope import Envelope, rows_of
@@ -31,7 +32,7 @@ from ..model import Snapshot
 from ._batches import check_fresh, drop_compacted, encode_rows, stored_log
 from .base import Store, check_meta, lock_slot
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "immediate"]
 
 # Named, recorded schema steps: append new ones, never edit applied ones.
 MIGRATIONS: list[tuple[str, list[str]]] = [
@@ -55,6 +56,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 _SYNC = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (``BEGIN IMMEDIATE``: writers queue on the file
+    lock): committed when the block ends, rolled back when it raises (also
+    when the commit itself fails and leaves the transaction open)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _now() -> str:
@@ -101,8 +117,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(db):
             db.execute("CREATE TABLE IF NOT EXISTS cv_migrations (name TEXT PRIMARY KEY, "
                        "applied_at TEXT NOT NULL)")
             done = {r[0] for r in db.execute("SELECT name FROM cv_migrations")}
@@ -112,10 +127,6 @@ class SQLiteStore(Store):
                 for sql in statements:
                     db.execute(sql)
                 db.execute("INSERT INTO cv_migrations VALUES (?, ?)", (name, _now()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     # ------------------------------------------------------------ contract
 
@@ -135,17 +146,12 @@ class SQLiteStore(Store):
             return
         self._lock(replica)
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 row = db.execute("SELECT machine, policy FROM cv_replicas WHERE replica = ?",
                                  (replica,)).fetchone()
                 if row is None:
                     db.execute("INSERT INTO cv_replicas VALUES (?, ?, ?, ?)",
                                (replica, machine, policy, _now()))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: cannot open replica {replica!r}: {exc}") from None
         if row is not None:
@@ -210,34 +216,22 @@ class SQLiteStore(Store):
         row = (r, *encode_rows(envelopes))
         db = self._conn()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 db.execute("INSERT INTO cv_batches (replica, lo, hi, n, data) VALUES "
                            "(?, ?, ?, ?, ?)", row)
-                db.execute("COMMIT")
-                self._top = seen
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: append of {len(envelopes)} events failed, "
                              f"nothing written: {exc}") from None
+        self._top = seen
 
     def compact(self, snapshot: Snapshot) -> int:
         r = self._writable()
         db = self._conn()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 db.execute("INSERT OR REPLACE INTO cv_snapshots VALUES (?, ?, ?)",
                            (r, snapshot.horizon, json.dumps(snapshot.to_dict())))
                 n = drop_compacted(db.execute, r, snapshot.horizon)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: compaction failed, nothing changed: {exc}") from None
         return int(n)
