@@ -17,9 +17,7 @@ replay are discarded (they were written the first time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import hashlib
 import json
 import logging
@@ -27,10 +25,11 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._bulk import bulk
 from ._semantics import (
     _NO_MOVE,
     Config,
@@ -606,7 +605,7 @@ class EntityService:
             if event != CREATE and not self._declared(event):
                 raise UnknownEventError(f"{self.kind}: event {event!r} is not declared")
         try:
-            with self.store.tx() as tx, _collector_paused(len(items)):
+            with self.store.tx() as tx, bulk(len(items)):
                 w = self._writes(tx)
                 heads = self._heads(tx, entities)
                 now = self.clock()  # one transaction, one instant
@@ -1075,28 +1074,6 @@ def _moved_since(since: Mapping[str, float], before: Sequence[str], after: Seque
 
 _new = object.__new__
 _set = object.__setattr__
-
-_PAUSE_GC = 256
-"""Batches of at least this many items run with the cyclic collector paused."""
-
-
-@contextlib.contextmanager
-def _collector_paused(n: int) -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large batch builds its
-    rows, results and cache entries (several small objects per item, none in
-    a cycle): the collections those allocations trigger walk every cached
-    entity again, which costs more than the batch's own Python work with
-    10^4 entities cached. It resumes (if it was on) when the batch ends. The
-    same as ``convergent.runtime._bulk.bulk``, kept here so the durable
-    package does not import the runtime."""
-    if n < _PAUSE_GC or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _result(entity: str, event: str, outcome: str, version: int, transition_id: str | None,

@@ -17,7 +17,7 @@ from sys import intern
 from operator import itemgetter
 from typing import Any, overload
 
-from ._bulk import bulk
+from .._bulk import bulk
 from .errors import PolicyMismatchError, ProtocolError
 
 __all__ = ["DEFAULT_LIMITS", "Envelope", "Envelopes", "Limits", "as_envelope", "check_envelope",

@@ -63,8 +63,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MachineUsageError
 from ..machine import Machine, State
-from ._bulk import BULK
-from ._bulk import bulk as _bulk
+from .._bulk import BULK
+from .._bulk import bulk as _bulk
 from .envelope import (
     DEFAULT_LIMITS,
     MAX_HLC,

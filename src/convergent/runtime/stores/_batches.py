@@ -17,7 +17,7 @@ from operator import itemgetter
 from sys import intern
 from typing import Any
 
-from .._bulk import BULK, bulk
+from ..._bulk import BULK, bulk
 from ..envelope import Envelope, _Checked, rows_of
 
 __all__ = ["check_fresh", "decode_rows", "encode_kept", "encode_rows", "rows_above"]

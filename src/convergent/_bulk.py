@@ -1,4 +1,7 @@
-"""Bulk calls build many small objects at once: pause the garbage collector."""
+"""Bulk calls build many small objects at once: pause the garbage collector.
+
+Shared by the shells that build objects in bulk (replica envelopes, durable
+batches); no I/O."""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ BULK = 256
 @contextmanager
 def bulk(n: int) -> Iterator[None]:
     """Pause the cyclic garbage collector while a bulk call builds ``n``
-    envelopes. They are tuples that live on in the log: each collection the
-    allocations trigger would walk the whole log again, which costs two to
+    items (envelopes, a durable batch's rows, results and cache entries):
+    objects that live on (in a log, a cache), so each collection the
+    allocations trigger would walk all of them again, which costs two to
     four times the work itself. Nothing of them forms a cycle, so nothing is
     left to collect; the collector resumes (if it was on) when the call ends."""
     if n < BULK or not gc.isenabled():
