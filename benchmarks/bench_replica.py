@@ -549,19 +549,11 @@ def before_after(name: str, args: argparse.Namespace, before: Before | None,
 # ---------------------------------------------------------------- main
 
 
-def _postgres(arg: str | None, stack: list[Any]) -> str | None:
+def _postgres(arg: str | None, cleanup: list[Callable[[], None]]) -> str | None:
     if arg != "auto":
         return arg
-    sys.path.insert(0, str(ROOT))
-    from tests.runtime.servers import PostgresServer, find_postgres, postgres_user
-    bindir, how = find_postgres(), postgres_user()
-    if bindir is None or how is None:
-        print("PostgreSQL: skipped (no binaries, or no way to run them as non-root)")
-        return None
-    server = PostgresServer(bindir, how[0], how[1])
-    server.start()
-    stack.append(server)
-    return str(server.url)
+    from bench_durable import _throwaway_postgres
+    return _throwaway_postgres(cleanup)
 
 
 def main() -> None:
@@ -602,7 +594,7 @@ def main() -> None:
           f"{platform.release()}; load average {load}")
     print(f"python {sys.version.split()[0]}, machine {m.name}: {m.size} states, "
           f"{len(m.events)} events; best of {args.runs} runs\n")
-    servers: list[Any] = []
+    servers: list[Callable[[], None]] = []
     with tempfile.TemporaryDirectory(prefix="cv-bench-") as d:
         try:
             before = None if args.before == "none" else Before(args.before, d)
@@ -629,8 +621,8 @@ def main() -> None:
             if not args.no_nats:
                 nats(m, d, args.nats_events)
         finally:
-            for s in servers:
-                s.stop()
+            for stop in servers:
+                stop()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nload average at the end: {load}")
 
