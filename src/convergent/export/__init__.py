@@ -17,13 +17,12 @@ JavaScript.
 
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import lite
+from ._document import GZIP_MAGIC, gunzipped, located
 from ._errors import ExportError, MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,7 +205,7 @@ def load_machine(path: str | os.PathLike[str], *, verify: bool = True,
         OSError: the file cannot be read.
     """
     path = os.fspath(path)
-    try:
+    with located(path):
         with open(path, "rb") as f:
             magic = f.read(3)
             if magic == lite.MAGIC[:3]:
@@ -215,15 +214,8 @@ def load_machine(path: str | os.PathLike[str], *, verify: bool = True,
                                            allow_unverified=allow_unverified,
                                            extra_meta={"path": path, "format": "binary"})
             data = magic + f.read()
-        fmt = "json"
-        if data[:2] == b"\x1f\x8b":
-            fmt = "json.gz"
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
-                                       reason="truncated") from None
-        doc = lite.parse_json(data)
+        fmt = "json.gz" if data[:2] == GZIP_MAGIC else "json"
+        doc = lite.parse_json(gunzipped(data))
         if isinstance(doc, dict) and doc.get("format") == "convergent-composed":
             raise MachineFileError("this file holds a machine checked by components: load it "
                                    "with ComposedMachine.load(path)", reason="format")
@@ -234,9 +226,3 @@ def load_machine(path: str | os.PathLike[str], *, verify: bool = True,
         from ._json import machine_from_json
         return machine_from_json(doc, verify=verify, allow_unverified=allow_unverified,
                                  extra_meta={"path": path, "format": fmt})
-    except lite.LiteError as exc:
-        raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
-    except MachineFileError as exc:
-        if exc.path is None:
-            raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
-        raise

@@ -9,7 +9,8 @@ import io
 import json
 import os
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import lite
@@ -57,14 +58,31 @@ def read_document(path: str, *, max_bytes: int, build: Callable[[Any], T]) -> T:
         raise MachineFileError(f"bigger than {max_bytes} bytes", reason="format", path=path)
     with open(path, "rb") as f:
         data = f.read()
+    with located(path):
+        return build(lite.parse_json(gunzipped(data)))
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzipped(data: bytes) -> bytes:
+    """``data`` decompressed when it is gzip'd, else as it is; a corrupt or
+    truncated stream is a MachineFileError."""
+    if data[:2] != GZIP_MAGIC:
+        return data
     try:
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
-                                       reason="truncated") from None
-        return build(lite.parse_json(data))
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MachineFileError(f"corrupt or truncated gzip data ({exc})",
+                               reason="truncated") from None
+
+
+@contextmanager
+def located(path: str) -> Iterator[None]:
+    """Every MachineFileError (or lite.LiteError) raised inside names
+    ``path``, once."""
+    try:
+        yield
     except lite.LiteError as exc:
         raise MachineFileError(str(exc), reason=exc.reason, path=path) from None
     except MachineFileError as exc:
