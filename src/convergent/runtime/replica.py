@@ -1110,7 +1110,7 @@ class Replica:
             self._durable_clock = top
 
     def _notify(self) -> None:
-        events, self._changed = tuple(self._changed), []
+        events, self._changed = self._changed, []
         before, self._notify_from = self._notify_from, self._notified_state()
         repaired, self._notify_repaired = self._notify_repaired, False
         self._touched = False
@@ -1125,7 +1125,7 @@ class Replica:
             return self._fresh()
         return -1
 
-    def _tell(self, before: int, after: int, events: tuple[Envelope, ...],
+    def _tell(self, before: int, after: int, events: Sequence[Envelope],
               repaired: bool) -> None:
         if not self._subscribers:
             return
@@ -1180,7 +1180,7 @@ class Replica:
                     self.transport.broadcast(Envelopes._issued(own))
             # (a subscriber that came in meanwhile starts from its own moment)
             if (changed or before != after) and before >= 0 and after >= 0:
-                self._tell(before, after, tuple(changed), repaired)
+                self._tell(before, after, changed, repaired)
             return len(batch)
 
         def undo() -> None:  # nothing was written: queue it all again, in front
