@@ -142,3 +142,94 @@ def test_kill_during_the_heads_migration(tmp_path: Path, kill_after: int) -> Non
     assert done.returncode == 0, done.stderr
     check_exactly_once(db, 4)
     assert "WITHOUT ROWID" in heads_layout(db)
+
+
+def to_clustered_events_layout(db: str) -> None:
+    """Turn a database back into the event-table layout before kind step
+    0004 (clustered by (entity, version), WITHOUT ROWID, the transition id
+    unique as tables made before step 0002 had it; the step not recorded),
+    keeping its rows."""
+    con = sqlite3.connect(db)
+    con.executescript("""
+        BEGIN;
+        CREATE TABLE dz_ev_old (
+              entity TEXT NOT NULL, version BIGINT NOT NULL,
+              transition_id TEXT NOT NULL UNIQUE,
+              event TEXT NOT NULL, payload TEXT NOT NULL, actor TEXT NOT NULL,
+              meta TEXT NOT NULL, from_leaves TEXT NOT NULL, to_leaves TEXT NOT NULL,
+              chart_version BIGINT NOT NULL, recorded_at DOUBLE PRECISION NOT NULL,
+              PRIMARY KEY (entity, version)) WITHOUT ROWID;
+        INSERT INTO dz_ev_old SELECT entity, version, transition_id, event, payload, actor,
+              meta, from_leaves, to_leaves, chart_version, recorded_at FROM dz_ev_counter;
+        DROP TABLE dz_ev_counter;
+        ALTER TABLE dz_ev_old RENAME TO dz_ev_counter;
+        CREATE TRIGGER dz_ev_counter_no_update BEFORE UPDATE ON dz_ev_counter
+              BEGIN SELECT RAISE(ABORT, 'append-only table dz_ev_counter'); END;
+        CREATE TRIGGER dz_ev_counter_no_delete BEFORE DELETE ON dz_ev_counter
+              BEGIN SELECT RAISE(ABORT, 'append-only table dz_ev_counter'); END;
+        DELETE FROM dz_migrations WHERE name = 'kind_counter_0004';
+        COMMIT;""")
+    con.close()
+
+
+def events_layout(db: str) -> tuple[str, list[tuple[object, ...]], set[str]]:
+    """The event table's DDL, its rows in key order (without the position
+    column), and the names of its triggers."""
+    con = sqlite3.connect(db)
+    try:
+        ddl = str(con.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND "
+                              "name = 'dz_ev_counter'").fetchone()[0])
+        rows = con.execute("SELECT entity, version, transition_id, event, payload, actor, "
+                           "meta, from_leaves, to_leaves, chart_version, recorded_at FROM "
+                           "dz_ev_counter ORDER BY entity, version").fetchall()
+        triggers = {str(r[0]) for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+            "tbl_name = 'dz_ev_counter'")}
+        return ddl, rows, triggers
+    finally:
+        con.close()
+
+
+def test_the_events_migration_keeps_every_row_and_the_guards(tmp_path: Path) -> None:
+    db = str(tmp_path / "old.db")
+    assert run_child(db, 3).returncode == 0
+    _, before, _ = events_layout(db)
+    to_clustered_events_layout(db)
+    ddl, rows, _ = events_layout(db)
+    assert "WITHOUT ROWID" in ddl and rows == before
+    check_exactly_once(db, 3)  # opening the store migrates, then everything checks
+    ddl, rows, triggers = events_layout(db)
+    assert "WITHOUT ROWID" not in ddl and "pos INTEGER PRIMARY KEY" in ddl
+    assert rows == before and len(rows) == 4
+    assert triggers == {"dz_ev_counter_no_update", "dz_ev_counter_no_delete"}
+    con = sqlite3.connect(db)
+    try:
+        for sql in ("DELETE FROM dz_ev_counter", "UPDATE dz_ev_counter SET event = 'x'"):
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                con.execute(sql)
+        # the key still refuses a second writer's version N
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            con.execute("INSERT INTO dz_ev_counter (entity, version, transition_id, event, "
+                        "payload, actor, meta, from_leaves, to_leaves, chart_version, "
+                        "recorded_at) SELECT entity, version, 'other', event, payload, actor, "
+                        "meta, from_leaves, to_leaves, chart_version, recorded_at FROM "
+                        "dz_ev_counter WHERE version = 2")
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", range(1, 12))
+def test_kill_during_the_events_migration(tmp_path: Path, kill_after: int) -> None:
+    """kill -9 at each statement of opening a database whose event table
+    is clustered: the rebuild is one transaction, so afterwards the table is
+    either old or new, never half, and every event is there exactly once."""
+    db = str(tmp_path / "old.db")
+    assert run_child(db, 2).returncode == 0
+    to_clustered_events_layout(db)
+    first = run_child(db, 4, kill_after)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    done = run_child(db, 4)
+    assert done.returncode == 0, done.stderr
+    check_exactly_once(db, 4)
+    assert "WITHOUT ROWID" not in events_layout(db)[0]
