@@ -605,12 +605,8 @@ class EntityService:
             if event != CREATE and not self._declared(event):
                 raise UnknownEventError(f"{self.kind}: event {event!r} is not declared")
         try:
-            with self.store.tx() as tx, bulk(len(items)):
-                w = self._writes(tx)
-                heads = self._heads(tx, entities)
-                now = self.clock()  # one transaction, one instant
-                self._batch(w, items, actor, overlay, heads, now, results, records)
-                w.flush()
+            with bulk(len(items)):
+                self._batch_tx(items, entities, actor, overlay, results, records)
         except DurableStoreError as exc:
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
             if self.store.conflict(exc):
@@ -640,6 +636,20 @@ class EntityService:
             for res, rec in zip(results, records):
                 self._after(_Applied(res, rec), seconds)
         return results
+
+    def _batch_tx(self, items: Sequence[tuple[str, str, Mapping[str, Any] | None]],
+                  entities: set[str], actor: Actor, overlay: dict[str, _Cached],
+                  results: list[Result], records: list[TransitionRecord | None]) -> None:
+        """A batch's transaction. Its own frame, so the rows it gathered
+        (events, audit, heads read) are freed when it returns: inside the
+        caller's collector pause, which then resumes with only what lives on
+        (results, cache entries) to walk, not every row of the batch."""
+        with self.store.tx() as tx:
+            w = self._writes(tx)
+            heads = self._heads(tx, entities)
+            now = self.clock()  # one transaction, one instant
+            self._batch(w, items, actor, overlay, heads, now, results, records)
+            w.flush()
 
     def _batch(self, w: Writes, items: Sequence[tuple[str, str, Mapping[str, Any] | None]],
                actor: Actor, overlay: dict[str, _Cached],
