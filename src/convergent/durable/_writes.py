@@ -6,8 +6,8 @@ transition adds its rows here and ``flush`` writes them with one
 places, both handled in memory: a timer armed and cancelled within one
 transaction is never written (deletes then only target timers armed by
 earlier transactions, so they run before inserts), and an entity's head is
-updated once, guarded by the version it had when the transaction first
-read it (a concurrent writer makes that guard miss: ``ConcurrencyError``).
+written at most once, and only if what it holds changed (a concurrent
+writer is refused by the event table's (entity, version) key).
 The audit rows join their kind's chain at flush: its head row is read
 (locked on PostgreSQL) and the rows are numbered and hashed in memory, in
 order.
@@ -31,15 +31,16 @@ _EVENT_COLUMNS = ("entity", "version", "transition_id", "event", "payload", "act
 # PostgreSQL: a batch's heads are copied into a session-private staging
 # table (emptied at commit) and applied by one UPDATE, each row still guarded
 # by the version it was read at
-_HEAD_IN_COLUMNS = ("version", "leaves", "since", "cv", "done", "at", "kind", "entity", "base")
+_HEAD_IN_COLUMNS = ("version", "leaves", "since", "cv", "done", "at", "kind", "entity")
 _PG_HEADS_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS dz_heads_in (version BIGINT, leaves TEXT, since TEXT, "
-    "cv BIGINT, done INTEGER, at DOUBLE PRECISION, kind TEXT, entity TEXT, base BIGINT) "
+    "cv BIGINT, done INTEGER, at DOUBLE PRECISION, kind TEXT, entity TEXT) "
     "ON COMMIT DELETE ROWS")
 _PG_HEADS_UPDATE = (
     "UPDATE dz_heads AS h SET version = u.version, leaves = u.leaves, since = u.since, "
     "chart_version = u.cv, done = u.done, updated_at = u.at FROM dz_heads_in AS u "
-    "WHERE h.kind = u.kind AND h.entity = u.entity AND h.version = u.base")
+    "WHERE h.kind = u.kind AND h.entity = u.entity AND (h.leaves, h.since, h.chart_version, "
+    "h.done) IS DISTINCT FROM (u.leaves, u.since, u.cv, u.done)")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Writes:
     audit_key: bytes | None
     events: list[tuple[Any, ...]] = field(default_factory=list)
     heads: dict[str, tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
+    known: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
     timer_dels: list[tuple[str, str, str]] = field(default_factory=list)
     timer_adds: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
@@ -63,9 +65,22 @@ class Writes:
         """``row`` = (version, leaves, since (a dict, serialized on flush: an
         entity's head is written once per transaction; or that dict's JSON
         text already), chart_version, done, updated_at);
-        ``base`` is the version read before this transaction changed it (0: new)."""
+        ``base`` is the version read before this transaction changed it (0: new).
+
+        The head row is written only when its leaves, since map, chart
+        version or done flag change: an event that moves nothing (an
+        internal transition, an assignment) leaves it, and with it a page
+        per entity, untouched. Its ``version`` column is therefore the
+        version of the last event that changed it; readers take the
+        entity's version from its events (``service._current``)."""
         first = self.heads.get(entity)
         self.heads[entity] = (base if first is None else first[0], row)
+
+    def read_head(self, entity: str, leaves: str, since: str, chart_version: int,
+                  done: int) -> None:
+        """What ``entity``'s head row held when this transaction read it: a
+        flush that would write the same leaves it alone without a statement."""
+        self.known[entity] = (leaves, since, chart_version, done)
 
     def cancel_timers(self, entity: str, state: str) -> None:
         for tid, row in list(self.timer_adds.items()):
@@ -104,30 +119,29 @@ class Writes:
         # writer, so two batches over the same entities queue instead of
         # deadlocking (SQLite writers never interleave: BEGIN IMMEDIATE)
         tx.insert(self.table, _EVENT_COLUMNS, sorted(self.events) if pg else self.events)
-        heads = {e: (base, (row[0], row[1], row[2] if isinstance(row[2], str)
-                            else dumps(row[2]), *row[3:]))
-                 for e, (base, row) in (sorted(self.heads.items()) if pg
-                                        else self.heads.items())}
-        new = [(self.kind, e, *row) for e, (base, row) in heads.items() if base == 0]
+        known = self.known
+        new: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for e, (base, row) in (sorted(self.heads.items()) if pg else self.heads.items()):
+            since = row[2] if isinstance(row[2], str) else dumps(row[2])
+            if base == 0:
+                new.append((self.kind, e, row[0], row[1], since, *row[3:]))
+            elif known.get(e) != (row[1], since, row[3], row[4]):
+                updates.append((row[0], row[1], since, row[3], row[4], row[5], self.kind, e))
         tx.many("INSERT INTO dz_heads (kind, entity, version, leaves, since, chart_version, "
                 "done, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)
-        updates = [(*row, self.kind, e, base) for e, (base, row) in heads.items()
-                   if base != 0]
         if updates:
-            # each row is guarded by the version read first; the total says
-            # whether every guard held (both drivers sum rowcount over executemany)
-            if tx.dialect == "postgres" and len(updates) >= COPY_MIN_ROWS:
+            # a row whose contents stay is left alone (no page to rewrite);
+            # the event key, not the head, refuses a concurrent writer
+            if pg and len(updates) >= COPY_MIN_ROWS:
                 tx.q(_PG_HEADS_STAGE)
                 tx.insert("dz_heads_in", _HEAD_IN_COLUMNS, updates)
-                cur = tx.q(_PG_HEADS_UPDATE)
+                tx.q(_PG_HEADS_UPDATE)
             else:
-                cur = tx.many("UPDATE dz_heads SET version = ?, leaves = ?, since = ?, "
-                              "chart_version = ?, done = ?, updated_at = ? WHERE kind = ? "
-                              "AND entity = ? AND version = ?", updates)
-            if cur.rowcount != len(updates):
-                missed = updates[0] if len(updates) == 1 else None
-                raise ConcurrencyError(self.kind, missed[7] if missed else "(batch)",
-                                       missed[8] if missed else -1, None)
+                tx.many("UPDATE dz_heads SET version = ?, leaves = ?, since = ?, "
+                        "chart_version = ?, done = ?, updated_at = ? WHERE kind = ? AND "
+                        "entity = ? AND (leaves <> ? OR since <> ? OR chart_version <> ? OR "
+                        "done <> ?)", [(*u, u[1], u[2], u[3], u[4]) for u in updates])
         tx.many("DELETE FROM dz_timers WHERE kind = ? AND entity = ? AND state = ?",
                 self.timer_dels)
         tx.many("INSERT INTO dz_timers (id, kind, entity, state, event, due_at) VALUES "

@@ -220,6 +220,9 @@ class EntityService:
             for ch in self._charts.values():
                 self._require_verified(ch)
         self._table = self.store.ensure_kind(self.kind)
+        # one index seek (the (entity, version) key, read backwards)
+        self._last_version = (f"SELECT max(e.version) FROM {self._table} AS e "
+                              "WHERE e.entity = h.entity")
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self.fast_hits = 0
         """Batch items the fast path applied (or found ignored) so far."""
@@ -402,9 +405,12 @@ class EntityService:
     # ------------------------------------------------------------ internals
 
     def _head(self, tx: Tx, entity: str) -> tuple[int, str, int] | None:
-        row = tx.one("SELECT version, since, chart_version FROM dz_heads WHERE kind = ? AND "
-                     "entity = ?", (self.kind, entity))
-        return None if row is None else (int(row[0]), row[1], int(row[2]))
+        """``(version, since, chart_version)`` of ``entity``: the version is
+        its last event's (the head row is written only when what it holds
+        changes; see ``Writes.head``)."""
+        row = tx.one(f"SELECT ({self._last_version}), h.version, h.since, h.chart_version "
+                     "FROM dz_heads AS h WHERE h.kind = ? AND h.entity = ?", (self.kind, entity))
+        return None if row is None else (_current(row[0], row[1]), row[2], int(row[3]))
 
     def _rebuild(self, tx: Tx, entity: str, overlay: Mapping[str, _Cached] | None = None,
                  heads: Mapping[str, tuple[int, str, int]] | None = None) -> _Cached | None:
@@ -420,24 +426,28 @@ class EntityService:
             return cached
         return self._replay(tx, entity, version, since_json, head[2], snapshots=True)
 
-    def _heads(self, tx: Tx, entities: set[str]) -> dict[str, tuple[int, str, int]]:
-        """The heads of many entities: one query on PostgreSQL, one per 500
-        on SQLite (its limit on parameters)."""
+    def _heads(self, tx: Tx, entities: set[str],
+               w: Writes | None = None) -> dict[str, tuple[int, str, int]]:
+        """The heads of many entities (as ``_head``): one query on
+        PostgreSQL, one per 500 on SQLite (its limit on parameters). ``w``
+        learns what each head row holds, so the flush skips rows a batch
+        leaves as they were."""
         out: dict[str, tuple[int, str, int]] = {}
         names = sorted(entities)
+        head = (f"SELECT h.entity, ({self._last_version}), h.version, h.since, "
+                "h.chart_version, h.leaves, h.done FROM dz_heads AS h WHERE h.kind = ? AND ")
         if tx.dialect == "postgres":
             # one array parameter: a 500-placeholder IN list plans slowly on PostgreSQL
-            for e, v, since, cv in tx.all(
-                    "SELECT entity, version, since, chart_version FROM dz_heads WHERE "
-                    "kind = ? AND entity = ANY(?)", (self.kind, names)):
-                out[e] = (int(v), since, int(cv))
-            return out
-        for i in range(0, len(names), 500):
-            chunk = names[i:i + 500]
-            for e, v, since, cv in tx.all(
-                    "SELECT entity, version, since, chart_version FROM dz_heads WHERE kind = ? "
-                    f"AND entity IN ({', '.join('?' * len(chunk))})", (self.kind, *chunk)):
-                out[e] = (int(v), since, int(cv))
+            chunks = [tx.all(head + "h.entity = ANY(?)", (self.kind, names))]
+        else:
+            chunks = [tx.all(head + f"h.entity IN ({', '.join('?' * len(names[i:i + 500]))})",
+                             (self.kind, *names[i:i + 500]))
+                      for i in range(0, len(names), 500)]
+        for rows in chunks:
+            for e, last, v, since, cv, leaves, done in rows:
+                out[e] = (_current(last, v), since, int(cv))
+                if w is not None:
+                    w.read_head(e, leaves, since, int(cv), int(done))
         return out
 
     def _replay(self, tx: Tx, entity: str, version: int, since_json: str, head_cv: int, *,
@@ -646,7 +656,7 @@ class EntityService:
         (results, cache entries) to walk, not every row of the batch."""
         with self.store.tx() as tx:
             w = self._writes(tx)
-            heads = self._heads(tx, entities)
+            heads = self._heads(tx, entities, w)
             now = self.clock()  # one transaction, one instant
             self._batch(w, items, actor, overlay, heads, now, results, records)
             w.flush()
@@ -1009,6 +1019,13 @@ class EntityService:
 
     def _record_request(self, w: Writes, key: str, entity: str, res: Result) -> None:
         w.requests.append((self.kind, key, entity, res.to_json()))
+
+
+def _current(last: Any, head_version: Any) -> int:
+    """An entity's version: its last event's. The head row's own version is
+    that of the last event that changed the head; a head ahead of the events
+    (rows missing) is kept, so the replay reports the gap."""
+    return int(head_version) if last is None else max(int(last), int(head_version))
 
 
 @functools.lru_cache(maxsize=4096)
