@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +25,7 @@ from convergent.durable import (
     assign,
     call,
     emit,
+    open_store,
 )
 
 from .charts import order_chart
@@ -387,3 +390,38 @@ def test_a_postgres_deadlock_is_a_conflict_and_the_connection_survives(
         assert tx.one("SELECT sum(v) FROM t")[0] == 2
     a.close()
     b.close()
+
+
+class _FailingCommit:
+    """A SQLite connection whose next COMMIT fails (as a full disk or an I/O
+    error would), leaving the transaction open."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.armed = True
+
+    def execute(self, sql: str, *args: object) -> object:
+        if sql == "COMMIT" and self.armed:
+            self.armed = False
+            raise sqlite3.OperationalError("disk I/O error (simulated)")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def test_a_failed_commit_rolls_back_and_the_store_goes_on(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "a.db"))
+    svc = EntityService(counter_chart(), store)
+    svc.create("c", actor=ALICE)
+    real = store._d._db  # type: ignore[attr-defined]
+    store._d._db = _FailingCommit(real)  # type: ignore[attr-defined]
+    with pytest.raises(DurableStoreError, match="disk I/O error"):
+        svc.send("c", "tick", actor=ALICE)
+    assert not real.in_transaction  # rolled back, not left open
+    assert svc.send("c", "tick", actor=ALICE).version == 2  # the next call begins
+    store._d._db = real  # type: ignore[attr-defined]
+    again = EntityService(counter_chart(), open_store(str(tmp_path / "a.db")))
+    assert again.load("c").config.vars["n"] == 1
+    again.store.close()
+    store.close()

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .audit import COLUMNS, AuditRecord, hash_rows
-from .errors import ConcurrencyError
 from .store import COPY_MIN_ROWS, Tx, dumps
 
 __all__ = ["Writes"]

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .._sqlite import immediate
 from .errors import DurableStoreError
 
 __all__ = ["EntityStore", "Tx", "open_store"]
@@ -419,15 +420,8 @@ class _SQLite:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield Tx(db.cursor(), "?", "sqlite")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with immediate(self._db):
+            yield Tx(self._db.cursor(), "?", "sqlite")
 
     def unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()

@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from ..._sqlite import immediate
 from ..envelope import Envelope, rows_of
 from ..errors import StoreError
 from ..model import Snapshot
@@ -56,21 +56,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 _SYNC = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
-
-
-@contextmanager
-def immediate(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction (``BEGIN IMMEDIATE``: writers queue on the file
-    lock): committed when the block ends, rolled back when it raises (also
-    when the commit itself fails and leaves the transaction open)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 def _now() -> str:
