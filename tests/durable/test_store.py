@@ -192,6 +192,40 @@ def test_a_stale_cache_is_rebuilt_after_another_writer_moved_nothing(
             for i in range(3)] == [2, 6, 2]
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
+        make_store: Callable[[], EntityStore], shared: bool) -> None:
+    """Batch after batch, ``a`` skips reading the heads of entities it
+    holds; a commit by another connection (``shared=False``) or by another
+    service on the same connection (``shared=True``) must end that trust."""
+    store = make_store()
+    a = EntityService(counter_chart(), store)
+    b = EntityService(counter_chart(), store if shared else make_store())
+    names = [f"c{i}" for i in range(4)]
+    a.send_batch([(e, "$create", {}) for e in names], actor=ALICE)
+    for _ in range(2):
+        a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
+    if store.dialect == "sqlite":  # the third batch reads no head row at all
+        statements: list[str] = []
+        store._d._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
+        store._d._db.set_trace_callback(None)  # type: ignore[attr-defined]
+        assert statements and not [q for q in statements if "FROM dz_heads" in q]
+    else:
+        a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
+    b.send_batch([("c2", "tick", None)] * 3 + [("c3", "stop", None)], actor=ALICE)
+    got = a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
+    assert [(r.outcome, r.version) for r in got] == \
+        [("applied", 5), ("applied", 5), ("applied", 8), ("ignored", 5)]
+    a.send_batch([("c3", "start", None), ("c3", "tick", None)], actor=ALICE)
+    fresh = EntityService(counter_chart(), make_store())
+    assert [fresh.load(e).config.vars["n"] for e in names] == [4, 4, 7, 4]
+    assert [fresh.load(e).version for e in names] == [5, 5, 8, 7]
+    with fresh.store.tx() as tx:
+        heads = dict(tx.all("SELECT entity, leaves FROM dz_heads WHERE kind = 'counter'"))
+    assert heads == {e: '["on"]' for e in names}
+
+
 def test_concurrent_batches_lose_nothing_and_double_nothing(
         make_store: Callable[[], EntityStore]) -> None:
     """Writers racing with batches over shared entities: each batch is

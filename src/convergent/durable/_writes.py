@@ -51,6 +51,9 @@ class Writes:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     heads: dict[str, tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
     known: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
+    final: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
+    """After ``flush``: what each head row this transaction wrote (or left,
+    being equal) holds."""
     timer_dels: list[tuple[str, str, str]] = field(default_factory=list)
     timer_adds: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
@@ -76,10 +79,12 @@ class Writes:
         self.heads[entity] = (base if first is None else first[0], row)
 
     def read_head(self, entity: str, leaves: str, since: str, chart_version: int,
-                  done: int) -> None:
-        """What ``entity``'s head row held when this transaction read it: a
-        flush that would write the same leaves it alone without a statement."""
-        self.known[entity] = (leaves, since, chart_version, done)
+                  done: int) -> tuple[str, str, int, int]:
+        """What ``entity``'s head row held when this transaction read it (or
+        a cache entry known to match it): a flush that would write the same
+        leaves it alone without a statement."""
+        got = self.known[entity] = (leaves, since, chart_version, done)
+        return got
 
     def cancel_timers(self, entity: str, state: str) -> None:
         for tid, row in list(self.timer_adds.items()):
@@ -123,6 +128,7 @@ class Writes:
         updates: list[tuple[Any, ...]] = []
         for e, (base, row) in (sorted(self.heads.items()) if pg else self.heads.items()):
             since = row[2] if isinstance(row[2], str) else dumps(row[2])
+            self.final[e] = (row[1], since, row[3], row[4])
             if base == 0:
                 new.append((self.kind, e, row[0], row[1], since, *row[3:]))
             elif known.get(e) != (row[1], since, row[3], row[4]):

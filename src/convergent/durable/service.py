@@ -128,6 +128,11 @@ class _Cached:
     # text of ``since`` as it wrote it (maps are never changed in place)
     node: Node | None = field(default=None, compare=False, repr=False)
     since_json: str | None = field(default=None, compare=False, repr=False)
+    # what the entity's head row held when this entry was last known to match
+    # the database (leaves, since, chart version, done), and in which of the
+    # service's epochs: see ``EntityService._batch_tx``
+    head: tuple[str, str, int, int] | None = field(default=None, compare=False, repr=False)
+    epoch: int = field(default=-1, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,8 @@ class EntityService:
         self._last_version = (f"SELECT max(e.version) FROM {self._table} AS e "
                               "WHERE e.entity = h.entity")
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._epoch = 0
+        self._mark: tuple[int, int] | None = None
         self.fast_hits = 0
         """Batch items the fast path applied (or found ignored) so far."""
         if self.snapshot_every < 0:
@@ -433,6 +440,17 @@ class EntityService:
         learns what each head row holds, so the flush skips rows a batch
         leaves as they were."""
         out: dict[str, tuple[int, str, int]] = {}
+        cache = self._cache
+        if w is not None:
+            need = set()
+            for e in entities:
+                c = cache.get(e)
+                if c is not None and c.epoch == self._epoch and c.head is not None:
+                    out[e] = (c.version, c.head[1], c.head[2])
+                    w.known[e] = c.head
+                else:
+                    need.add(e)
+            entities = need
         names = sorted(entities)
         head = (f"SELECT h.entity, ({self._last_version}), h.version, h.since, "
                 "h.chart_version, h.leaves, h.done FROM dz_heads AS h WHERE h.kind = ? AND ")
@@ -445,9 +463,13 @@ class EntityService:
                       for i in range(0, len(names), 500)]
         for rows in chunks:
             for e, last, v, since, cv, leaves, done in rows:
-                out[e] = (_current(last, v), since, int(cv))
+                version = _current(last, v)
+                out[e] = (version, since, int(cv))
                 if w is not None:
-                    w.read_head(e, leaves, since, int(cv), int(done))
+                    read = w.read_head(e, leaves, since, int(cv), int(done))
+                    c = cache.get(e)
+                    if c is not None and c.version == version:
+                        c.head, c.epoch = read, self._epoch
         return out
 
     def _replay(self, tx: Tx, entity: str, version: int, since_json: str, head_cv: int, *,
@@ -653,13 +675,32 @@ class EntityService:
         """A batch's transaction. Its own frame, so the rows it gathered
         (events, audit, heads read) are freed when it returns: inside the
         caller's collector pause, which then resumes with only what lives on
-        (results, cache entries) to walk, not every row of the batch."""
+        (results, cache entries) to walk, not every row of the batch.
+
+        Heads are read only for entities whose cache entry may be stale. On
+        SQLite, if nothing was committed to the database since this
+        service's last batch (``data_version`` unchanged: no other
+        connection; the store's commit count unchanged: nothing else on this
+        one), an entry known to match its head row in the current epoch
+        still does; otherwise the epoch moves on and every entity is read.
+        Even a wrong trust could not write a wrong state: a stale version
+        collides on the event key (``ConcurrencyError``)."""
+        mark, self._mark = self._mark, None
         with self.store.tx() as tx:
+            seen = tx.others_version()
+            if mark is None or seen is None or mark != (seen, self.store.commits):
+                self._epoch += 1  # written by someone else since: check every entry
             w = self._writes(tx)
             heads = self._heads(tx, entities, w)
             now = self.clock()  # one transaction, one instant
             self._batch(w, items, actor, overlay, heads, now, results, records)
             w.flush()
+            for entity, written in w.final.items():
+                fresh = overlay.get(entity)
+                if fresh is not None:
+                    fresh.head, fresh.epoch = written, self._epoch
+        if seen is not None:
+            self._mark = (seen, tx.commit_no)
 
     def _batch(self, w: Writes, items: Sequence[tuple[str, str, Mapping[str, Any] | None]],
                actor: Actor, overlay: dict[str, _Cached],
