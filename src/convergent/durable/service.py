@@ -662,8 +662,13 @@ class EntityService:
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
             self._after(_Applied(bad.result, rejected=bad.rejected), 0.0)
         seconds = (time.perf_counter() - t0) / max(1, len(results))
-        for entity, fresh in overlay.items():
-            self._remember(entity, fresh)  # the last state of each: what the store holds
+        if self.cache_size > 0:  # the last state of each: what the store holds
+            cache = self._cache
+            for entity, fresh in overlay.items():  # _remember, inlined: once per entity
+                cache[entity] = fresh
+                cache.move_to_end(entity)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
         if self.observers:
             for res, rec in zip(results, records):
                 self._after(_Applied(res, rec), seconds)
