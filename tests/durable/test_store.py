@@ -459,24 +459,3 @@ def test_a_failed_commit_rolls_back_and_the_store_goes_on(tmp_path: Path) -> Non
     assert again.load("c").config.vars["n"] == 1
     again.store.close()
     store.close()
-
-
-def test_bulk_batches_checkpoint_the_wal_less_often(tmp_path: Path) -> None:
-    """Single events keep SQLite's default checkpoint interval; the first
-    large batch raises it for the store's connection."""
-    from convergent.durable.store import SQLITE_BULK_CHECKPOINT_PAGES
-
-    store = open_store(str(tmp_path / "a.db"))
-    svc = EntityService(counter_chart(), store)
-
-    def interval() -> int:
-        with store.tx() as tx:
-            return int(tx.one("PRAGMA wal_autocheckpoint")[0])
-
-    svc.create("c", actor=ALICE)
-    svc.send_batch([("c", "tick", None)] * 10, actor=ALICE)
-    assert interval() == 1000
-    svc.send_batch([("c", "tick", None)] * 300, actor=ALICE)
-    assert interval() == SQLITE_BULK_CHECKPOINT_PAGES
-    assert svc.load("c").config.vars["n"] == 310
-    store.close()

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._bulk import BULK, bulk
+from .._bulk import bulk
 from ._semantics import (
     _NO_MOVE,
     Config,
@@ -636,8 +636,6 @@ class EntityService:
         for event in {event for _, event, _ in items}:
             if event != CREATE and not self._declared(event):
                 raise UnknownEventError(f"{self.kind}: event {event!r} is not declared")
-        if len(items) >= BULK:
-            self.store.expect_bulk()
         try:
             with bulk(len(items)):
                 self._batch_tx(items, entities, actor, overlay, results, records)

@@ -270,8 +270,6 @@ class _Dialect(Protocol):
 
     def transaction(self) -> Any: ...
 
-    def bulk_checkpoints(self) -> None: ...
-
     def unique_violation(self, exc: BaseException) -> bool: ...
 
     def conflict(self, exc: BaseException) -> bool: ...
@@ -288,7 +286,6 @@ class EntityStore:
         self._d = dialect
         self._lock = threading.RLock()
         self._commits = 0
-        self._bulk = False
         self._kinds: set[str] = set()
         self.url = dialect.url
         self.dialect = dialect.name
@@ -375,20 +372,6 @@ class EntityStore:
                 raise DurableStoreError(f"{self.url}: {exc}; nothing of this call was "
                                         "written") from exc
 
-    def expect_bulk(self) -> None:
-        """Large batches are coming (``send_batch``): on SQLite, checkpoint
-        the WAL every ``SQLITE_BULK_CHECKPOINT_PAGES`` pages instead of every
-        1,000 from now on. A batch over many entities dirties hundreds of
-        pages, mostly the same index pages each time; a checkpoint every few
-        batches copied each back to the database again, a rarer one copies
-        it once. Raised only once bulk writing starts, so a store that only
-        ever commits single events keeps a small WAL file (growing a file
-        makes every commit's sync dearer until it stops growing)."""
-        if self.dialect == "sqlite" and not self._bulk:
-            with self._lock:
-                self._d.bulk_checkpoints()
-                self._bulk = True
-
     @property
     def commits(self) -> int:
         """Transactions committed through this store (its connection) so far."""
@@ -433,11 +416,6 @@ every single-event commit slower while the WAL file was still growing: left
 at SQLite's default.)"""
 
 
-SQLITE_BULK_CHECKPOINT_PAGES = 10_000
-"""WAL pages between automatic checkpoints once a store writes large
-batches (SQLite's default: 1,000); see ``EntityStore.expect_bulk``."""
-
-
 class _SQLite:
     """SQLite in WAL mode, ``synchronous=FULL`` (survives power loss), one
     ``BEGIN IMMEDIATE`` transaction per call (writers queue on the file lock
@@ -462,9 +440,6 @@ class _SQLite:
     def transaction(self) -> Iterator[Tx]:
         with immediate(self._db):
             yield Tx(self._db.cursor(), "?", "sqlite")
-
-    def bulk_checkpoints(self) -> None:
-        self._db.execute(f"PRAGMA wal_autocheckpoint={SQLITE_BULK_CHECKPOINT_PAGES}")
 
     def unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()
@@ -520,9 +495,6 @@ class _Postgres:
                 finally:
                     self._db = None
             raise
-
-    def bulk_checkpoints(self) -> None:
-        pass  # the server's own checkpoints
 
     def unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
