@@ -5,6 +5,7 @@
     python benchmarks/bench_durable.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
     python benchmarks/bench_durable.py --postgres auto       # + a throwaway PostgreSQL
     python benchmarks/bench_durable.py --quick               # smaller counts
+    python benchmarks/bench_durable.py --only "entities, 1000/tx" --rounds 9
 
 Figures printed (events per second, higher is better; load in seconds):
 
@@ -273,7 +274,8 @@ def measure(mine: dict[str, Workload], other: dict[str, Workload] | None,
 
 
 def run(db: str, url: Callable[[], str], env: Callable[[], dict[str, str]], sync: str,
-        per_round: dict[str, int], entities: int, long: int, rounds: int) -> None:
+        per_round: dict[str, int], entities: int, long: int, rounds: int,
+        only: str | None = None) -> None:
     mine = Ours(url, sync, per_round, entities, long)
     other: Theirs | str
     try:
@@ -281,7 +283,8 @@ def run(db: str, url: Callable[[], str], env: Callable[[], dict[str, str]], sync
     except ImportError as exc:
         other = f"eventsourcing not installed ({exc}); pip install eventsourcing"
     try:
-        a, b = measure(mine.workloads(entities),
+        ours = {k: w for k, w in mine.workloads(entities).items() if not only or only in k}
+        a, b = measure(ours,
                        other.workloads(entities) if isinstance(other, Theirs) else None,
                        rounds)
         report(db, a, b if isinstance(other, Theirs) else other)
@@ -302,6 +305,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per measure")
     p.add_argument("--no-sqlite", action="store_true", help="only the PostgreSQL runs")
+    p.add_argument("--only", metavar="TEXT", help="only the measures whose name contains "
+                   "TEXT (e.g. 'entities, 1000/tx')")
     args = p.parse_args()
     scale = 0.2 if args.quick else 1.0
     per_round = {"one": max(20, int(400 * scale)), "spread": max(20, int(400 * scale)),
@@ -323,7 +328,7 @@ def main() -> int:
 
         if not args.no_sqlite:
             run("SQLite", sqlite_url, sqlite_env, args.sync, per_round, entities, long,
-                args.rounds)
+                args.rounds, args.only)
         if args.postgres == "auto":
             args.postgres = _throwaway_postgres(cleanup)
         if args.postgres:
@@ -352,7 +357,7 @@ def main() -> int:
 
             try:
                 run("PostgreSQL", pg_url, pg_env, args.sync, per_round, entities, long,
-                    args.rounds)
+                    args.rounds, args.only)
             finally:
                 with psycopg.connect(args.postgres, autocommit=True) as db:
                     for name in made:
