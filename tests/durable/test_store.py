@@ -205,6 +205,8 @@ def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
     a.send_batch([(e, "$create", {}) for e in names], actor=ALICE)
     for _ in range(2):
         a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
+    a.load("c0")  # reads (here and by b) write nothing: the trust stays
+    assert b.exists("c1") and len(b.history("c2")) == 3
     if store.dialect == "sqlite":  # the third batch reads no head row at all
         statements: list[str] = []
         store._d._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]

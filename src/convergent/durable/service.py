@@ -683,17 +683,17 @@ class EntityService:
         (results, cache entries) to walk, not every row of the batch.
 
         Heads are read only for entities whose cache entry may be stale. On
-        SQLite, if nothing was committed to the database since this
-        service's last batch (``data_version`` unchanged: no other
-        connection; the store's commit count unchanged: nothing else on this
+        SQLite, if nothing was written to the database since this service's
+        last batch (``data_version`` unchanged: no other connection
+        committed; ``total_changes`` unchanged: nothing else wrote on this
         one), an entry known to match its head row in the current epoch
         still does; otherwise the epoch moves on and every entity is read.
         Even a wrong trust could not write a wrong state: a stale version
         collides on the event key (``ConcurrencyError``)."""
         mark, self._mark = self._mark, None
         with self.store.tx() as tx:
-            seen = tx.others_version()
-            if mark is None or seen is None or mark != (seen, self.store.commits):
+            seen, own = tx.others_version(), tx.own_changes()
+            if mark is None or seen is None or mark != (seen, own):
                 self._epoch += 1  # written by someone else since: check every entry
             w = self._writes(tx)
             heads = self._heads(tx, entities, w)
@@ -704,8 +704,9 @@ class EntityService:
                 fresh = overlay.get(entity)
                 if fresh is not None:
                     fresh.head, fresh.epoch = written, self._epoch
-        if seen is not None:
-            self._mark = (seen, tx.commit_no)
+            after = tx.own_changes()  # the commit itself changes no row
+        if seen is not None and after is not None:
+            self._mark = (seen, after)
 
     def _batch(self, w: Writes, items: Sequence[tuple[str, str, Mapping[str, Any] | None]],
                actor: Actor, overlay: dict[str, _Cached],

@@ -196,8 +196,6 @@ class Tx:
         self._cur = cur
         self._param = param
         self.dialect = dialect
-        self.commit_no = 0
-        """Set once committed: the store's count of commits, this one included."""
 
     def others_version(self) -> int | None:
         """SQLite's ``data_version``: it changes when any other connection
@@ -206,6 +204,14 @@ class Tx:
         if self.dialect != "sqlite":
             return None
         return int(self.one("PRAGMA data_version")[0])
+
+    def own_changes(self) -> int | None:
+        """Rows this connection has inserted, updated or deleted so far
+        (SQLite's ``total_changes``; reads leave it alone, a rolled-back
+        change still counts). None on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return None
+        return int(self._cur.connection.total_changes)
 
     def q(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._param != "?":
@@ -285,7 +291,6 @@ class EntityStore:
     def __init__(self, dialect: _Dialect) -> None:
         self._d = dialect
         self._lock = threading.RLock()
-        self._commits = 0
         self._kinds: set[str] = set()
         self.url = dialect.url
         self.dialect = dialect.name
@@ -364,18 +369,11 @@ class EntityStore:
             try:
                 with self._d.transaction() as tx:
                     yield tx
-                self._commits += 1
-                tx.commit_no = self._commits
             except DurableStoreError:
                 raise
             except (sqlite3.Error, _pg_error()) as exc:
                 raise DurableStoreError(f"{self.url}: {exc}; nothing of this call was "
                                         "written") from exc
-
-    @property
-    def commits(self) -> int:
-        """Transactions committed through this store (its connection) so far."""
-        return self._commits
 
     def unique_violation(self, exc: BaseException) -> bool:
         cause = exc.__cause__ if isinstance(exc, DurableStoreError) else exc
