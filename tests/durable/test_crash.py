@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -133,15 +134,24 @@ def test_kill_during_the_heads_migration(tmp_path: Path, kill_after: int) -> Non
     """kill -9 at each statement of opening an old-layout database (the
     migration is one transaction): afterwards it migrates once and holds
     every event exactly once."""
+    db = kill_while_migrating(tmp_path, to_old_heads_layout, kill_after)
+    assert "WITHOUT ROWID" in heads_layout(db)
+
+
+def kill_while_migrating(tmp_path: Path, to_old_layout: Callable[[str], None],
+                         kill_after: int) -> str:
+    """A database turned back into an older layout, a writer killed at its
+    ``kill_after``-th statement (opening the store migrates first), then a
+    writer that finishes: every event must be there exactly once."""
     db = str(tmp_path / "old.db")
     assert run_child(db, 2).returncode == 0
-    to_old_heads_layout(db)
+    to_old_layout(db)
     first = run_child(db, 4, kill_after)
     assert first.returncode == -signal.SIGKILL, first.stderr
     done = run_child(db, 4)
     assert done.returncode == 0, done.stderr
     check_exactly_once(db, 4)
-    assert "WITHOUT ROWID" in heads_layout(db)
+    return db
 
 
 def to_clustered_events_layout(db: str) -> None:
@@ -224,12 +234,5 @@ def test_kill_during_the_events_migration(tmp_path: Path, kill_after: int) -> No
     """kill -9 at each statement of opening a database whose event table
     is clustered: the rebuild is one transaction, so afterwards the table is
     either old or new, never half, and every event is there exactly once."""
-    db = str(tmp_path / "old.db")
-    assert run_child(db, 2).returncode == 0
-    to_clustered_events_layout(db)
-    first = run_child(db, 4, kill_after)
-    assert first.returncode == -signal.SIGKILL, first.stderr
-    done = run_child(db, 4)
-    assert done.returncode == 0, done.stderr
-    check_exactly_once(db, 4)
+    db = kill_while_migrating(tmp_path, to_clustered_events_layout, kill_after)
     assert "WITHOUT ROWID" not in events_layout(db)[0]
