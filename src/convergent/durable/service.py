@@ -433,15 +433,17 @@ class EntityService:
             return cached
         return self._replay(tx, entity, version, since_json, head[2], snapshots=True)
 
-    def _heads(self, tx: Tx, entities: set[str],
-               w: Writes | None = None) -> dict[str, tuple[int, str, int]]:
+    def _heads(self, tx: Tx, entities: set[str], w: Writes | None = None, *,
+               trust: bool = True) -> dict[str, tuple[int, str, int]]:
         """The heads of many entities (as ``_head``): one query on
         PostgreSQL, one per 500 on SQLite (its limit on parameters). ``w``
         learns what each head row holds, so the flush skips rows a batch
-        leaves as they were."""
+        leaves as they were; with ``trust`` (a batch, which checked first
+        that nothing else wrote since its last one) cached entries known to
+        match their rows in this epoch are not read again."""
         out: dict[str, tuple[int, str, int]] = {}
         cache = self._cache
-        if w is not None:
+        if w is not None and trust:
             need = set()
             for e in entities:
                 c = cache.get(e)
@@ -945,6 +947,8 @@ class EntityService:
             now = self.clock()
         if envelope_id is not None:
             tx.q("INSERT INTO dz_envelopes (id, seen_at) VALUES (?, ?)", (envelope_id, now))
+        if heads is None:  # one request: its head, and what the row holds (see _heads)
+            heads = self._heads(tx, {entity}, w, trust=False)
         cur = self._rebuild(tx, entity, overlay, heads)
         version = 0 if cur is None else cur.version
         if expected is not None and expected != version:
