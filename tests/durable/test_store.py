@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,7 @@ from convergent.durable import (
     emit,
     open_store,
 )
+from convergent.durable.store import Tx
 
 from .charts import order_chart
 
@@ -207,14 +209,17 @@ def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
         a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
     a.load("c0")  # reads (here and by b) write nothing: the trust stays
     assert b.exists("c1") and len(b.history("c2")) == 3
-    if store.dialect == "sqlite":  # the third batch reads no head row at all
-        statements: list[str] = []
-        store._d._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    statements: list[str] = []  # the third batch reads no head row at all
+    q = Tx.q
+
+    def traced(self: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
+        statements.append(sql)
+        return q(self, sql, params)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Tx, "q", traced)
         a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
-        store._d._db.set_trace_callback(None)  # type: ignore[attr-defined]
-        assert statements and not [q for q in statements if "FROM dz_heads" in q]
-    else:
-        a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
+    assert statements and not [s for s in statements if "FROM dz_heads" in s]
     b.send_batch([("c2", "tick", None)] * 3 + [("c3", "stop", None)], actor=ALICE)
     got = a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
     assert [(r.outcome, r.version) for r in got] == \

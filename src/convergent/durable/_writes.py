@@ -61,6 +61,10 @@ class Writes:
     snapshots: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     requests: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
+    audit_seq: int | None = None
+    """After ``flush``: the kind's audit chain length with this transaction's
+    rows (None: it appended none); ``audit_base``: the length it found."""
+    audit_base: int | None = None
     _at: float = -1.0
     _at_iso: str = ""
 
@@ -175,7 +179,9 @@ class Writes:
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
         got = tx.one(f"SELECT seq, hash FROM dz_audit_heads WHERE chain = ?{lock}", (chain,))
         seq, prev = (0, "") if got is None else (int(got[0]), str(got[1]))
+        self.audit_base = seq
         rows, seq, prev = hash_rows(prev, seq, self.audit, chain, key)
+        self.audit_seq = seq
         columns = ("chain", *COLUMNS, "prev", "hash")
         if got is not None and tx.dialect == "postgres" and len(rows) < COPY_MIN_ROWS:
             # a few rows (a single send): appended and the head moved in one

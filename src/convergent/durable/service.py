@@ -453,6 +453,8 @@ class EntityService:
                 else:
                     need.add(e)
             entities = need
+        if not entities:
+            return out
         names = sorted(entities)
         head = (f"SELECT h.entity, ({self._last_version}), h.version, h.since, "
                 "h.chart_version, h.leaves, h.done FROM dz_heads AS h WHERE h.kind = ? AND ")
@@ -684,17 +686,22 @@ class EntityService:
         caller's collector pause, which then resumes with only what lives on
         (results, cache entries) to walk, not every row of the batch.
 
-        Heads are read only for entities whose cache entry may be stale. On
-        SQLite, if nothing was written to the database since this service's
-        last batch (``data_version`` unchanged: no other connection
-        committed; ``total_changes`` unchanged: nothing else wrote on this
-        one), an entry known to match its head row in the current epoch
-        still does; otherwise the epoch moves on and every entity is read.
+        Heads are read only for entities whose cache entry may be stale. If
+        nothing was written since this service's last batch, an entry known
+        to match its head row in the current epoch still does; otherwise the
+        epoch moves on and every entity is read. SQLite tells: its
+        ``data_version`` (another connection committed) and the connection's
+        ``total_changes`` (anything else wrote on this one). On PostgreSQL
+        the kind's audit chain does: every transition of the kind appends to
+        it, so its length as committed is the kind's write count (only
+        writes of this kind can touch these entities).
         Even a wrong trust could not write a wrong state: a stale version
         collides on the event key (``ConcurrencyError``)."""
         mark, self._mark = self._mark, None
         with self.store.tx() as tx:
             seen, own = tx.others_version(), tx.own_changes()
+            if seen is None:  # PostgreSQL: every write of this kind moves its audit chain
+                seen, own = self._audit_seq(tx), 0
             if mark is None or seen is None or mark != (seen, own):
                 self._epoch += 1  # written by someone else since: check every entry
             w = self._writes(tx)
@@ -707,8 +714,21 @@ class EntityService:
                 if fresh is not None:
                     fresh.head, fresh.epoch = written, self._epoch
             after = tx.own_changes()  # the commit itself changes no row
+            if after is None:  # PostgreSQL
+                if w.audit_seq is None:  # nothing appended: the chain as it was
+                    after = 0
+                elif w.audit_base == seen:  # no one else appended while this ran
+                    seen, after = w.audit_seq, 0
+                # else another writer committed mid-batch: no trust next time
         if seen is not None and after is not None:
             self._mark = (seen, after)
+
+    def _audit_seq(self, tx: Tx) -> int | None:
+        """The length of this kind's audit chain as committed: every
+        transition, refusal and migration of the kind appends to it, so an
+        unchanged length means no other writer committed one since."""
+        row = tx.one("SELECT seq FROM dz_audit_heads WHERE chain = ?", (self.kind,))
+        return None if row is None else int(row[0])
 
     def _batch(self, w: Writes, items: Sequence[tuple[str, str, Mapping[str, Any] | None]],
                actor: Actor, overlay: dict[str, _Cached],
