@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import os
 import sqlite3
 import tempfile
 import uuid
@@ -204,7 +205,8 @@ def check_same(plan: list[tuple[list[tuple[str, str, Any]], Actor]]) -> None:
                 store.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("BATCH_FAST_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def fast_equals_full(plan: list[tuple[list[tuple[str, str, Any]], Actor]]) -> None:
     check_same(plan)
