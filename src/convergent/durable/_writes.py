@@ -28,9 +28,8 @@ __all__ = ["Writes"]
 _EVENT_COLUMNS = ("entity", "version", "transition_id", "event", "payload", "actor", "meta",
                   "from_leaves", "to_leaves", "chart_version", "recorded_at")
 
-# PostgreSQL: a batch's heads are copied into a session-private staging
-# table (emptied at commit) and applied by one UPDATE, each row still guarded
-# by the version it was read at
+# PostgreSQL: a batch's changed heads are copied into a session-private
+# staging table (emptied at commit) and applied by one UPDATE
 _HEAD_IN_COLUMNS = ("version", "leaves", "since", "cv", "done", "at", "kind", "entity")
 _PG_HEADS_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS dz_heads_in (version BIGINT, leaves TEXT, since TEXT, "
@@ -133,10 +132,10 @@ class Writes:
         updates: list[tuple[Any, ...]] = []
         for e, (base, row) in (sorted(self.heads.items()) if pg else self.heads.items()):
             since = row[2] if isinstance(row[2], str) else dumps(row[2])
-            self.final[e] = (row[1], since, row[3], row[4])
+            content = self.final[e] = (row[1], since, row[3], row[4])
             if base == 0:
                 new.append((self.kind, e, row[0], row[1], since, *row[3:]))
-            elif known.get(e) != (row[1], since, row[3], row[4]):
+            elif known.get(e) != content:
                 updates.append((row[0], row[1], since, row[3], row[4], row[5], self.kind, e))
         tx.many("INSERT INTO dz_heads (kind, entity, version, leaves, since, chart_version, "
                 "done, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)

@@ -415,9 +415,7 @@ class EntityService:
         """``(version, since, chart_version)`` of ``entity``: the version is
         its last event's (the head row is written only when what it holds
         changes; see ``Writes.head``)."""
-        row = tx.one(f"SELECT ({self._last_version}), h.version, h.since, h.chart_version "
-                     "FROM dz_heads AS h WHERE h.kind = ? AND h.entity = ?", (self.kind, entity))
-        return None if row is None else (_current(row[0], row[1]), row[2], int(row[3]))
+        return self._heads(tx, {entity}).get(entity)
 
     def _rebuild(self, tx: Tx, entity: str, overlay: Mapping[str, _Cached] | None = None,
                  heads: Mapping[str, tuple[int, str, int]] | None = None) -> _Cached | None:

@@ -24,10 +24,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from ..._sqlite import immediate
 from ..envelope import loads_bounded
 from ..errors import PolicyMismatchError, ProtocolError, StoreError
 from .base import lock_slot, try_advisory_lock
-from .sqlite import immediate
 
 __all__ = ["CollectionStore", "MemoryCollectionStore", "PostgresCollectionStore",
            "SQLiteCollectionStore", "open_collection_store"]
