@@ -39,6 +39,7 @@ from convergent.durable import (
     open_store,
     verify_audit,
 )
+from convergent.durable._writes import Writes
 from convergent.durable.audit import CHAIN_VERSION, _mac, row_hash
 from convergent.durable.observe import Observer, TransitionRecord
 
@@ -337,6 +338,47 @@ def test_fast_hits_count_items_the_fast_path_applied(tmp_path: Path) -> None:
     assert svc.fast_hits == 9
     assert svc.load("t").config.vars["n"] == 10
     svc.store.close()
+
+
+def _tick_tock() -> Chart:
+    c = Statechart("counter")
+    c.int("n", 0, 1000)
+    c.state("on")
+    c.on("on", "tick", None, actions=[assign(n="n + 1")])
+    c.on("on", "tock", None, actions=[assign(n="n + 2")])
+    return c.build()
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("a bug"), KeyboardInterrupt()],
+                         ids=["error", "interrupt"])
+def test_a_batch_failing_after_the_fast_path_moved_entries_leaves_no_trace_in_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> None:
+    """The fast path moves cache entries in place; a batch that does not
+    commit, whatever stops it, must not leave them moved. Another writer
+    then reaches the same version by other steps: a moved entry would pass
+    the version check and show the batch's state, never written."""
+    db = str(tmp_path / "t.db")
+    svc = EntityService(_tick_tock(), open_store(db, synchronous="off"))
+    other = EntityService(_tick_tock(), open_store(db, synchronous="off"))
+    svc.create("t", actor=ACTORS[0])
+    svc.send_batch([("t", "tick", None)] * 3, actor=ACTORS[0])  # plans learnt; t cached
+
+    def fail(self: Writes) -> None:
+        raise failure
+
+    hits = svc.fast_hits
+    with monkeypatch.context() as m:
+        m.setattr(Writes, "flush", fail)
+        with pytest.raises(type(failure)):
+            svc.send_batch([("t", "tick", None)] * 5, actor=ACTORS[0])
+    assert svc.fast_hits == hits + 5  # the failed batch did run on the fast path
+    other.send_batch([("t", "tock", None)] * 5, actor=ACTORS[0])
+    e = svc.load("t")
+    assert (e.version, e.config.vars["n"]) == (9, 3 + 10)  # the other writer's, not 3 + 5
+    svc.send_batch([("t", "tick", None)], actor=ACTORS[0])
+    assert svc.load("t").config.vars["n"] == 14
+    svc.store.close()
+    other.store.close()
 
 
 # ---------------------------------------------------------------- audit chain versions

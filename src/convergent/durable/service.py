@@ -117,22 +117,54 @@ class Result:
                       tuple(d["commands"]), replayed=True)
 
 
-@dataclass
 class _Cached:
-    version: int
-    config: Config
-    since: dict[str, float]
-    done: bool
-    chart_version: int = 0
-    # the batch fast path's node of config.memory, once known, and the JSON
-    # text of ``since`` as it wrote it (maps are never changed in place)
-    node: Node | None = field(default=None, compare=False, repr=False)
-    since_json: str | None = field(default=None, compare=False, repr=False)
-    # what the entity's head row held when this entry was last known to match
-    # the database (leaves, since, chart version, done), and in which of the
-    # service's epochs: see ``EntityService._batch_tx``
-    head: tuple[str, str, int, int] | None = field(default=None, compare=False, repr=False)
-    epoch: int = field(default=-1, compare=False, repr=False)
+    """An entity as this service last knew it: the cache's entry, and also
+    the batch fast path's working copy (so a batch builds no copy per
+    entity and no new entry per batch: it moves this one in place, and any
+    batch that does not commit clears the whole cache).
+
+    ``config`` is built on demand from the node's memory, ``vars`` and
+    ``extra`` (the fast path moves those and drops the built one). ``node``:
+    the plan node of the memory, once known; ``since_json``: the text of
+    ``since`` as last written (maps are replaced, never changed in place).
+    ``head``/``epoch``: what the entity's head row held when this entry was
+    last known to match the database, and in which of the service's epochs
+    (see ``EntityService._batch_tx``). ``base``, ``dirty``, ``chart`` and
+    ``prefix`` serve the fast path: the version its batch found, whether the
+    entry moved since it was last written back, its chart and its
+    transition ids' prefix."""
+
+    __slots__ = ("_config", "base", "chart", "chart_version", "dirty", "done", "epoch",
+                 "extra", "head", "node", "prefix", "since", "since_json", "vars", "version")
+
+    def __init__(self, version: int, config: Config, since: dict[str, float], done: bool,
+                 chart: Chart) -> None:
+        self.version = self.base = version
+        self._config: Config | None = config
+        self.vars: Mapping[str, Any] = config.vars
+        self.extra: Mapping[str, Any] = config.extra
+        self.since = since
+        self.done = done
+        self.chart = chart
+        self.chart_version = chart.version
+        self.node: Node | None = None
+        self.since_json: str | None = None
+        self.head: tuple[str, str, int, int] | None = None
+        self.epoch = -1
+        self.dirty = False
+        self.prefix = ""
+
+    @property
+    def config(self) -> Config:
+        c = self._config
+        if c is None:
+            assert self.node is not None  # dropped only when the fast path moved the node
+            c = self._config = Config(self.node.memory, self.vars, self.extra)
+        return c
+
+    def __repr__(self) -> str:
+        return (f"_Cached(version={self.version}, config={self.config!r}, "
+                f"since={self.since!r}, done={self.done}, chart_version={self.chart_version})")
 
 
 @dataclass(frozen=True)
@@ -143,30 +175,6 @@ class _Applied:
     record: TransitionRecord | None = None
     fresh: _Cached | None = None
     rejected: tuple[str, TransitionRecord] | None = None
-
-
-class _Slot:
-    """The batch fast path's working copy of one entity: where it is (a
-    plan ``Node``), its vars, version and since map (``since_json``: its
-    text, when known), and whether it has moved since it was last written
-    back (``dirty``). ``base`` is the version read."""
-
-    __slots__ = ("base", "chart", "dirty", "done", "extra", "node", "prefix", "since",
-                 "since_json", "vars", "version")
-
-    def __init__(self, node: Node, vars_: Mapping[str, Any], version: int,
-                 since: dict[str, float], since_json: str | None, done: bool, chart: Chart,
-                 prefix: str, extra: Mapping[str, Any]) -> None:
-        self.node = node
-        self.vars: Mapping[str, Any] = vars_
-        self.version = self.base = version
-        self.since = since
-        self.since_json = since_json
-        self.done = done
-        self.chart = chart
-        self.prefix = prefix
-        self.extra = extra
-        self.dirty = False
 
 
 _MISS: Any = object()
@@ -530,7 +538,7 @@ class EntityService:
         ch = self._chart_of(cv)
         got = _Cached(version, cfg, {k: float(x) for k, x in json.loads(since_json).items()},
                       done or any(ch.states[s].kind == "final" and ch.states[s].parent == ROOT
-                                  for s in cfg.leaves(ch)), ch.version)
+                                  for s in cfg.leaves(ch)), ch)
         if snapshots:
             self._remember(entity, got)
         return got
@@ -663,6 +671,11 @@ class EntityService:
                 w.flush()
             self._cache.clear()  # entries rebuilt inside the rolled-back batch
             self._after(_Applied(bad.result, rejected=bad.rejected), 0.0)
+        except BaseException:
+            # anything else (an interrupt, a bug): the batch rolled back, and
+            # the fast path may have moved cache entries in place
+            self._cache.clear()
+            raise
         seconds = (time.perf_counter() - t0) / max(1, len(results))
         if self.cache_size > 0:  # the last state of each: what the store holds
             cache = self._cache
@@ -736,13 +749,14 @@ class EntityService:
 
         The fast path: an item whose step a learnt plan proves (the chart's
         ``Move`` for the entity's configuration, the event and the guard
-        outcomes) is applied here, on a per-entity ``_Slot``, writing its
-        rows directly: no Step, Config, _Cached, plan key or _Applied per
-        event. Everything else (creation, migration, a step no plan proves
-        yet, a failing guard or assignment, a refused actor) takes the full
-        path, ``_apply``, in order: the slot is first written back
-        (``_sync``: overlay and head) so the full path sees every earlier
-        item, and re-read from the overlay afterwards. Both paths write the
+        outcomes) is applied here, on the entity's cache entry itself
+        (``_Cached``, moved in place), writing its rows directly: no Step,
+        Config, _Cached, plan key or _Applied per event. Everything else
+        (creation, migration, a step no plan proves yet, a failing guard or
+        assignment, a refused actor) takes the full path, ``_apply``, in
+        order: the entry is first written back (``_sync``: overlay and head)
+        so the full path sees every earlier item, and re-read from the
+        overlay afterwards. Both paths write the
         same rows in the same order; ``tests/durable/test_batch_fast.py``
         compares them on random batches."""
         tx = w.tx
@@ -750,7 +764,7 @@ class EntityService:
         fast = self.fast_batches
         observers = self.observers
         snap = self.snapshot_every
-        slots: dict[str, _Slot] = {}
+        slots: dict[str, _Cached] = {}
         allowed: dict[Any, bool] = {}  # move -> may this actor take it (no actor guard)
         at_iso = w.at_iso(now)
         actor_id = actor.id
@@ -769,7 +783,7 @@ class EntityService:
                         slots[entity] = s
                 if s is not None:
                     chart = s.chart
-                    node = s.node
+                    node: Node = s.node  # type: ignore[assignment]  # set by _slot
                     moves = node.on.get(event, _MISS)
                     if moves is _MISS:
                         moves = moves_of(chart, node, event)
@@ -863,6 +877,7 @@ class EntityService:
                                 time_in, "applied", 0.0, actor_id, trace_id, "",
                                 dict(payload) if payload else {}) if observers else None)
                             s.node, s.vars, s.version, s.done = target, nv, v, mv.done
+                            s._config = None
                             s.dirty = True
                             continue
                     # the full path: it must see this entity as the fast path left it
@@ -883,28 +898,30 @@ class EntityService:
         self.fast_hits += hits
 
     def _slot(self, tx: Tx, entity: str, overlay: dict[str, _Cached],
-              heads: Mapping[str, tuple[int, str, int]]) -> _Slot | None:
-        """The fast path's working copy of ``entity`` (None: no such entity;
-        the full path says so)."""
+              heads: Mapping[str, tuple[int, str, int]]) -> _Cached | None:
+        """``entity``'s entry made ready for the fast path (None: no such
+        entity; the full path says so)."""
         cur = self._rebuild(tx, entity, overlay, heads)
         if cur is None:
             return None
-        chart = self._chart_of(cur.chart_version)
-        node = cur.node
-        if node is None:
-            node = cur.node = node_of(chart, cur.config.memory)
-        return _Slot(node, cur.config.vars, cur.version, cur.since, cur.since_json, cur.done,
-                     chart, _tid_prefix(self.kind, entity), cur.config.extra)
+        if cur.node is None:
+            cur.node = node_of(cur.chart, cur.config.memory)
+        if not cur.prefix:
+            cur.prefix = _tid_prefix(self.kind, entity)
+        cur.base = cur.version
+        return cur
 
-    def _sync(self, w: Writes, entity: str, s: _Slot, overlay: dict[str, _Cached],
+    def _sync(self, w: Writes, entity: str, s: _Cached, overlay: dict[str, _Cached],
               now: float) -> None:
-        """Write a slot back: the entity's head row and its overlay entry."""
+        """Write an entry the fast path moved back: the entity's head row, and
+        the entry into the overlay (the cache takes it after the commit)."""
         if s.since_json is None:
             s.since_json = dumps(s.since)  # what the flush would write; kept for next time
-        w.head(entity, s.base, (s.version, s.node.json, s.since_json, s.chart.version,
+        node = s.node
+        assert node is not None
+        w.head(entity, s.base, (s.version, node.json, s.since_json, s.chart_version,
                                 int(s.done), now))
-        overlay[entity] = _Cached(s.version, Config(s.node.memory, s.vars, s.extra), s.since,
-                                  s.done, s.chart.version, s.node, s.since_json)
+        overlay[entity] = s
         s.dirty = False
 
     def _emit(self, w: Writes, entity: str, tid: str, emits: tuple[tuple[str, str], ...],
@@ -1084,7 +1101,7 @@ class EntityService:
         rec = TransitionRecord(self.kind, entity, event, v, tid, before_t, after_t,
                                time_in, outcome, 0.0, actor.id, trace_id, "",
                                payload) if self.observers else None
-        return res, rec, _Cached(v, st.config, since, done, chart.version)
+        return res, rec, _Cached(v, st.config, since, done, chart)
 
     def _record_request(self, w: Writes, key: str, entity: str, res: Result) -> None:
         w.requests.append((self.kind, key, entity, res.to_json()))
