@@ -233,6 +233,51 @@ def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
     assert heads == {e: '["on"]' for e in names}
 
 
+def _head_reads(svc: EntityService, items: list[tuple[str, str, None]]) -> tuple[Any, int]:
+    """``svc.send_batch(items)`` and how many of its statements read heads."""
+    statements: list[str] = []
+    q = Tx.q
+
+    def traced(self: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
+        statements.append(sql)
+        return q(self, sql, params)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Tx, "q", traced)
+        got = svc.send_batch(items, actor=ALICE)
+    assert statements
+    return got, len([s for s in statements if "FROM dz_heads" in s])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_own_single_sends_keep_the_trust_until_someone_else_writes(
+        make_store: Callable[[], EntityStore], shared: bool) -> None:
+    """A service's own sends between its batches (one moving a head) leave
+    the cached heads trusted; a send by anyone else between them ends the
+    trust, even when ``a`` sends again after it."""
+    store = make_store()
+    a = EntityService(counter_chart(), store)
+    b = EntityService(counter_chart(), store if shared else make_store())
+    names = [f"c{i}" for i in range(4)]
+    ticks: list[tuple[str, str, None]] = [(e, "tick", None) for e in names]
+    a.send_batch([(e, "$create", {}) for e in names], actor=ALICE)
+    a.send_batch(ticks, actor=ALICE)
+    a.send("c0", "tick", actor=ALICE)
+    a.send("c1", "stop", actor=ALICE)
+    got, reads = _head_reads(a, ticks)
+    assert reads == 0
+    assert [(r.outcome, r.version) for r in got] == \
+        [("applied", 4), ("ignored", 3), ("applied", 3), ("applied", 3)]
+    b.send("c2", "stop", actor=ALICE)
+    a.send("c3", "tick", actor=ALICE)
+    got, reads = _head_reads(a, ticks)
+    assert reads > 0
+    assert [(r.outcome, r.version) for r in got] == \
+        [("applied", 5), ("ignored", 3), ("ignored", 4), ("applied", 5)]
+    fresh = EntityService(counter_chart(), make_store())
+    assert [fresh.load(e).config.vars["n"] for e in names] == [4, 1, 2, 4]
+
+
 def test_concurrent_batches_lose_nothing_and_double_nothing(
         make_store: Callable[[], EntityStore]) -> None:
     """Writers racing with batches over shared entities: each batch is

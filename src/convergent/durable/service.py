@@ -616,15 +616,44 @@ class EntityService:
                     request_key: str | None, expected: int | None, meta: dict[str, str],
                     envelope_id: str | None, timer_id: str | None) -> Result:
         t0 = time.perf_counter()
+        mark, self._mark = self._mark, None
         with self.store.tx() as tx:
+            seen, own = tx.others_version(), tx.own_changes()
             w = self._writes(tx)
             done = self._apply(w, entity, event, payload, actor, request_key, expected, meta,
                                envelope_id, timer_id, {})
             w.flush()
+            after = tx.own_changes()
         # committed (or rolled back by an exception above): only now may the
         # cache hold the new version and the observers hear of it
+        self._keep_trust(mark, seen, own, after, w, entity, done.fresh)
         self._after(done, time.perf_counter() - t0)
         return done.result
+
+    def _keep_trust(self, mark: tuple[int, int] | None, seen: int | None, own: int | None,
+                    after: int | None, w: Writes, entity: str, fresh: _Cached | None) -> None:
+        """After a committed single send: if no one else wrote between this
+        service's last mark and the send (see ``_batch_tx``), the send's own
+        writes do not end the trust in cached heads; the mark moves past
+        them and the entity's new entry is known to match its head row. A
+        service that mixes sends and batches then keeps reading no head row
+        for entities it already knows."""
+        new: tuple[int, int] | None = None
+        if mark is not None:
+            if seen is not None:  # SQLite: nothing committed by others, nothing else on ours
+                if mark == (seen, own) and after is not None:
+                    new = (seen, after)
+            elif w.audit_seq is None:  # PostgreSQL, nothing appended: the chain as it was
+                new = mark
+            elif (w.audit_base, 0) == mark:  # no one appended since the mark
+                new = (w.audit_seq, 0)
+        if new is None:
+            return
+        self._mark = new
+        if fresh is not None:
+            written = w.final.get(entity)
+            if written is not None:
+                fresh.head, fresh.epoch = written, self._epoch
 
     def send_batch(self, items: Sequence[tuple[str, str, Mapping[str, Any] | None]], *,
                    actor: Actor) -> list[Result]:
