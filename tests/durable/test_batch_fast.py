@@ -139,7 +139,8 @@ class Side:
     """One service (fast path on or off) on its own database, with a
     deterministic clock and deterministic ids for refused attempts."""
 
-    def __init__(self, folder: str, fast: bool, url: str | None = None) -> None:
+    def __init__(self, folder: str, fast: bool, url: str | None = None,
+                 cache_size: int = 1000) -> None:
         self.path = url or str(Path(folder) / ("fast.db" if fast else "slow.db"))
         self.ticks = itertools.count()
         self.ids = itertools.count(1)
@@ -147,7 +148,7 @@ class Side:
         self.svc = EntityService(CHARTS[fast], open_store(self.path, synchronous="off"),
                                  clock=lambda: 1_000_000.0 + next(self.ticks),
                                  observers=(self.observer,), snapshot_every=3,
-                                 fast_batches=fast)
+                                 fast_batches=fast, cache_size=cache_size)
 
     def run(self, batch: list[tuple[str, str, Any]], actor: Actor,
             monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -177,9 +178,12 @@ batches = st.lists(st.tuples(st.lists(batch_items, min_size=1, max_size=30),
 TOTALS = {"items": 0, "fast": 0, "full": 0, "batches": 0, "committed": 0}
 
 
-def check_same(plan: list[tuple[list[tuple[str, str, Any]], Actor]]) -> None:
+def check_same(plan: list[tuple[list[tuple[str, str, Any]], Actor]],
+               cache_size: int = 1000) -> None:
+    """``cache_size`` (the fast side's): 1 or 2 evict entries mid-batch,
+    entries the fast path may be moving in place."""
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as mp:
-        fast, slow = Side(folder, True), Side(folder, False)
+        fast, slow = Side(folder, True, cache_size=cache_size), Side(folder, False)
         first = [(e, "$create", {"k": e}) for e in ENTITIES[:3]]
         runs = [(first, ACTORS[0]), *plan]
         for batch, actor in runs:
@@ -208,9 +212,10 @@ def check_same(plan: list[tuple[list[tuple[str, str, Any]], Actor]]) -> None:
 
 @settings(max_examples=int(os.environ.get("BATCH_FAST_EXAMPLES", "60")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
-@given(batches)
-def fast_equals_full(plan: list[tuple[list[tuple[str, str, Any]], Actor]]) -> None:
-    check_same(plan)
+@given(batches, st.sampled_from([1, 2, 1000]))
+def fast_equals_full(plan: list[tuple[list[tuple[str, str, Any]], Actor]],
+                     cache_size: int) -> None:
+    check_same(plan, cache_size)
 
 
 def test_fast_batches_write_what_the_full_path_writes() -> None:
