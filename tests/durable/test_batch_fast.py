@@ -17,6 +17,7 @@ import itertools
 import os
 import sqlite3
 import tempfile
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -331,6 +332,38 @@ def test_a_fast_batch_racing_a_writer_on_postgres_fails_whole(postgres_url: str)
     assert svc.fast_hits > before  # the items ran on the fast path
     assert [svc.load(f"t{i}").version for i in range(3)] == [3, 4, 3]  # + the interloper's
     assert svc.load("t0").config.vars["n"] == 2
+    svc.store.close()
+    other.store.close()
+
+
+def test_a_single_send_losing_a_race_is_retried_whole(postgres_url: str) -> None:
+    """On PostgreSQL a writer may commit between a single send's head read
+    and its event insert (read committed): the insert collides on the
+    event key, the send rolls back whole and is retried on fresh state;
+    nothing of the failed attempt stays (the audit chain holds one row per
+    committed step)."""
+    from .conftest import _fresh_pg
+    url = _fresh_pg(postgres_url)
+    other = EntityService(ticker(), open_store(url), cache_size=0)
+    fired = threading.Event()
+
+    def interfere(ctx: ActionContext) -> None:
+        if not fired.is_set():
+            fired.set()
+            t = threading.Thread(target=other.send, args=("e", "tick"),
+                                 kwargs={"actor": ACTORS[0]})
+            t.start()
+            t.join(10)
+
+    svc = EntityService(ticker(interfere), open_store(url))
+    svc.create("e", actor=ACTORS[0])
+    got = svc.send("e", "tick", actor=ACTORS[0])
+    assert fired.is_set() and got.version == 3
+    assert svc.load("e").config.vars["n"] == 2
+    assert len(svc.history("e")) == 3
+    with svc.store.tx() as tx:
+        assert tx.one("SELECT count(*) FROM dz_audit WHERE entity = 'e'")[0] == 3
+    assert verify_audit(svc.store) == []
     svc.store.close()
     other.store.close()
 

@@ -27,8 +27,9 @@ from convergent.durable import (
     call,
     emit,
     open_store,
+    verify_audit,
 )
-from convergent.durable.store import Tx
+from convergent.durable.store import COPY_MIN_ROWS, Tx
 
 from .charts import order_chart
 
@@ -276,6 +277,30 @@ def test_own_single_sends_keep_the_trust_until_someone_else_writes(
         [("applied", 5), ("ignored", 3), ("ignored", 4), ("applied", 5)]
     fresh = EntityService(counter_chart(), make_store())
     assert [fresh.load(e).config.vars["n"] for e in names] == [4, 1, 2, 4]
+
+
+def test_a_single_send_with_many_commands(make_store: Callable[[], EntityStore]) -> None:
+    """A single send whose step emits more commands than a batch would copy
+    (PostgreSQL: COPY from COPY_MIN_ROWS rows) writes them all, once per
+    send, and the chain stays whole."""
+    c = Statechart("fan")
+    c.int("n", 0, 1000)
+    c.state("on")
+    c.on("on", "burst", None,
+         actions=[assign(n="n + 1"), *[emit(f"fan.part{i}") for i in range(COPY_MIN_ROWS + 4)]])
+    store = make_store()
+    svc = EntityService(c.build(), store)
+    other = EntityService(c.build(), make_store())
+    svc.create("f", actor=ALICE)
+    svc.send("f", "burst", actor=ALICE)
+    other.send("f", "burst", actor=ALICE)
+    got = svc.send("f", "burst", actor=ALICE)
+    assert (got.version, len(got.commands)) == (4, COPY_MIN_ROWS + 4)
+    with store.tx() as tx:
+        assert tx.one("SELECT count(*) FROM dz_outbox WHERE entity = 'f'")[0] == \
+            3 * (COPY_MIN_ROWS + 4)
+    assert EntityService(c.build(), make_store()).load("f").config.vars["n"] == 3
+    assert verify_audit(store) == []
 
 
 def test_concurrent_batches_lose_nothing_and_double_nothing(
