@@ -464,7 +464,9 @@ class EntityService:
         names = sorted(entities)
         head = (f"SELECT h.entity, ({self._last_version}), h.version, h.since, "
                 "h.chart_version, h.leaves, h.done FROM dz_heads AS h WHERE h.kind = ? AND ")
-        if tx.dialect == "postgres":
+        if tx.dialect == "postgres" and len(names) == 1:  # a single send: a plain key lookup
+            chunks = [tx.all(head + "h.entity = ?", (self.kind, names[0]))]
+        elif tx.dialect == "postgres":
             # one array parameter: a 500-placeholder IN list plans slowly on PostgreSQL
             chunks = [tx.all(head + "h.entity = ANY(?)", (self.kind, names))]
         else:
@@ -617,7 +619,7 @@ class EntityService:
                     envelope_id: str | None, timer_id: str | None) -> Result:
         t0 = time.perf_counter()
         mark, self._mark = self._mark, None
-        with self.store.tx() as tx:
+        with self.store.tx(pipeline=True) as tx:
             seen, own = tx.others_version(), tx.own_changes()
             w = self._writes(tx)
             done = self._apply(w, entity, event, payload, actor, request_key, expected, meta,
