@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import lite
+from .._files import replacing
 from ._document import GZIP_MAGIC, gunzipped, located
 from ._errors import ExportError, MachineFileError
 
@@ -130,8 +131,7 @@ def export_machine(machine: Machine, path: str | os.PathLike[str], *,
     if not 1 <= compresslevel <= 9:
         raise ExportError(f"compresslevel={compresslevel!r} (expected 1..9)")
     meta, nf, step, f = _tables(machine, fires)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    with replacing(path) as tmp:  # a reader never sees half a file
         if fmt == "binary":
             from ._binary import write_binary
             from ._format import valid_from_nf
@@ -142,10 +142,6 @@ def export_machine(machine: Machine, path: str | os.PathLike[str], *,
             from ._json import open_json, write_json
             with open_json(tmp, gz=fmt == "json.gz", compresslevel=compresslevel) as out:
                 write_json(out, meta, nf, step, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return ExportInfo(path=path, format=fmt, content_hash=meta["hash"],
                       bytes=os.path.getsize(path), states=machine.size,
                       events=len(machine.events), verified=verified)

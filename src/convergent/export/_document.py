@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import lite
+from .._files import atomic_write
 from ._errors import MachineFileError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,18 +38,11 @@ def machine_document(m: Machine) -> dict[str, Any]:
 def write_document(path: str, doc: Mapping[str, Any], *, gz: bool,
                    compresslevel: int) -> None:
     """Write ``doc`` (gzip'd if ``gz``) next to ``path`` and rename it into
-    place: a reader never sees half a file."""
+    place: a reader never sees half a file (``convergent._files``)."""
     data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     if gz:
         data = gzip.compress(data, compresslevel=compresslevel)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, data)
 
 
 def read_document(path: str, *, max_bytes: int, build: Callable[[Any], T]) -> T:

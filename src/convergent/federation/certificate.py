@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import atomic_write
 from ..machine import Machine
 from ..spec.model import Var
 from ._tables import MAX_COMBINATIONS, Member, _call_resolver, _natural, build_members
@@ -420,14 +421,7 @@ def save_certificate(cert: Certificate, path: str | os.PathLike[str], *,
         raise CertificateError(f"compresslevel={compresslevel!r} (expected 1..9)")
     data = (gzip.compress(body, compresslevel=compresslevel, mtime=0)
             if filename.endswith(".gz") else body)
-    tmp = f"{filename}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, filename)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(filename, data)  # a reader never sees half a file
     return len(data)
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import time
 from typing import Any
 
+from .._files import atomic_write
 from ..errors import ConvergentError
 from ._tasks import cancel_and_wait
 from .errors import ReplicaError
@@ -104,10 +104,8 @@ class ReplicaService:
     def write_status(self) -> None:
         if not self.status_file:
             return
-        tmp = f"{self.status_file}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(self.status(), fh)
-        os.replace(tmp, self.status_file)
+        # replaced whole (never half-written), not synced: it is rewritten often
+        atomic_write(self.status_file, json.dumps(self.status()).encode(), fsync=False)
 
     # ------------------------------------------------------------ tasks
 
