@@ -195,6 +195,22 @@ def test_a_stale_cache_is_rebuilt_after_another_writer_moved_nothing(
             for i in range(3)] == [2, 6, 2]
 
 
+def _head_reads(svc: EntityService, items: list[tuple[str, str, None]]) -> tuple[Any, int]:
+    """``svc.send_batch(items)`` and how many of its statements read heads."""
+    statements: list[str] = []
+    q = Tx.q
+
+    def traced(self: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
+        statements.append(sql)
+        return q(self, sql, params)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Tx, "q", traced)
+        got = svc.send_batch(items, actor=ALICE)
+    assert statements
+    return got, len([s for s in statements if "FROM dz_heads" in s])
+
+
 @pytest.mark.parametrize("shared", [False, True])
 def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
         make_store: Callable[[], EntityStore], shared: bool) -> None:
@@ -210,17 +226,8 @@ def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
         a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
     a.load("c0")  # reads (here and by b) write nothing: the trust stays
     assert b.exists("c1") and len(b.history("c2")) == 3
-    statements: list[str] = []  # the third batch reads no head row at all
-    q = Tx.q
-
-    def traced(self: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
-        statements.append(sql)
-        return q(self, sql, params)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Tx, "q", traced)
-        a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
-    assert statements and not [s for s in statements if "FROM dz_heads" in s]
+    _, reads = _head_reads(a, [(e, "tick", None) for e in names])
+    assert reads == 0  # the third batch reads no head row at all
     b.send_batch([("c2", "tick", None)] * 3 + [("c3", "stop", None)], actor=ALICE)
     got = a.send_batch([(e, "tick", None) for e in names], actor=ALICE)
     assert [(r.outcome, r.version) for r in got] == \
@@ -232,22 +239,6 @@ def test_cached_heads_are_trusted_only_while_no_one_else_wrote(
     with fresh.store.tx() as tx:
         heads = dict(tx.all("SELECT entity, leaves FROM dz_heads WHERE kind = 'counter'"))
     assert heads == {e: '["on"]' for e in names}
-
-
-def _head_reads(svc: EntityService, items: list[tuple[str, str, None]]) -> tuple[Any, int]:
-    """``svc.send_batch(items)`` and how many of its statements read heads."""
-    statements: list[str] = []
-    q = Tx.q
-
-    def traced(self: Tx, sql: str, params: Sequence[Any] = ()) -> Any:
-        statements.append(sql)
-        return q(self, sql, params)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Tx, "q", traced)
-        got = svc.send_batch(items, actor=ALICE)
-    assert statements
-    return got, len([s for s in statements if "FROM dz_heads" in s])
 
 
 @pytest.mark.parametrize("shared", [False, True])
