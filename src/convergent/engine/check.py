@@ -146,14 +146,17 @@ class _Checker:
     # ------------------------------------------------------------ run
 
     def run(self) -> Analysis:
+        """The whole check, phase by phase. ``shard._ShardedChecker`` runs
+        these same phases with its own hooks (``_refuse_size``,
+        ``_compiled``, ``_step_table``, ``_run_delivery``, ``_analysis``)."""
         spec = self.spec
-        _check_spec_size(spec)   # before any table: refuse what cannot fit
+        self._refuse_size(spec)   # before any table: refuse what cannot fit
         self.cm = cm = compile_machine(spec)
         self.lap("compile")
         self.norm = norm = Normalizer(cm)
         self.full = full = Space(cm.radices, range(len(cm.radices)))
+        self._compiled()
         n_total = full.size
-        _check_size(cm, full)
         n_valid = int(norm.valid.sum()) * (full.size // norm.space.size)
         self.lap("normalize")
         warnings = list(cm.warnings)
@@ -174,7 +177,7 @@ class _Checker:
         # per-event local steps, overflow check, full tables
         self._check_overflow()
         self.lap("events")
-        step = self._full_tables()
+        step = self._step_table()
         self.lap("tables")
         reach, parent, pev, depth = self._reach(step, s0)
         self.reach_depth = depth
@@ -183,7 +186,7 @@ class _Checker:
         pairs = self.checked_pairs = self._pairs_to_check(facts)
         cc1 = self._cc1(step, parent, pev, facts, pairs)
         self.lap("cc1")
-        self.delivery = delivery(self, facts, reach, pairs)
+        self.delivery = self._run_delivery(facts, reach, pairs)
         self.lap("delivery")
         cc2 = self._cc2()
         self.lap("cc2")
@@ -195,9 +198,29 @@ class _Checker:
         report = self._report("pass" if ok else "fail",
                               StateCounts(n_total, n_valid, len(reach)), wfc, cc1, cc2,
                               findings, warnings, full_to_state(cm, s0))
-        an = Analysis(report, cm, norm, full, step, s0, reach,
-                      [(a, b) for a, b in pairs], parent, pev)
-        return an
+        return self._analysis(report, step, s0, reach, pairs, parent, pev)
+
+    # -- the phases a sharded check does its own way
+
+    def _refuse_size(self, spec: MachineSpec) -> None:
+        _check_spec_size(spec)
+
+    def _compiled(self) -> None:
+        """After compiling and normalizing: the full tables must fit."""
+        _check_size(self.cm, self.full)
+
+    def _step_table(self) -> np.ndarray:
+        return self._full_tables()
+
+    def _run_delivery(self, facts: Any, reach: np.ndarray,
+                      pairs: list[tuple[str, str]]) -> Any:
+        return delivery(self, facts, reach, pairs)
+
+    def _analysis(self, report: Report, step: np.ndarray, s0: int, reach: np.ndarray,
+                  pairs: list[tuple[str, str]], parent: np.ndarray,
+                  pev: np.ndarray) -> Analysis:
+        return Analysis(report, self.cm, self.norm, self.full, step, s0, reach,
+                        [(a, b) for a, b in pairs], parent, pev)
 
     def _wfc_fails(self, init_id: int, n_total: int, n_valid: int,
                    warnings: list[str]) -> Analysis:

@@ -45,17 +45,13 @@ from ..errors import BuildError, ConvergentError
 from ..spec.model import MachineSpec
 from .check import Analysis, Progress, _Checker
 from .compile import CompiledEvent, CompiledMachine, compile_machine
-from .decode import describe_state, full_to_state, local_to_state
+from .decode import describe_state, local_to_state
 from .delivery import delivery
-from .findings import compute_findings
 from .normalize import Normalizer
 from .report import (
-    CC1Result,
     CC2Counterexample,
     CC2Result,
     Report,
-    StateCounts,
-    WFCResult,
 )
 from .space import Space
 
@@ -677,10 +673,9 @@ class _ShardedChecker(_Checker):
                 raise ShardError(f"an {task.kind!r} task claimed a failure at {x[1]} that "
                                  "does not fail")
 
-    # -- the run: check.py's _Checker.run, with the sharded phases
+    # -- the run: check.py's _Checker.run, with the sharded phases as its hooks
 
-    def run(self) -> Analysis:
-        spec = self.spec
+    def _refuse_size(self, spec: MachineSpec) -> None:
         size = math.prod(v.size for v in spec.vars)
         if size > SHARD_MAX_STATES:
             raise BuildError(f"{spec.name!r} has {size:,} states; a sharded check supports "
@@ -691,44 +686,24 @@ class _ShardedChecker(_Checker):
             raise BuildError(f"{spec.name!r} has {size:,} states: the coordinator's visited "
                              f"bitmap alone needs {format_bytes(size // 8)}, more than the "
                              f"{format_bytes(avail)} available here")
-        self.cm = cm = compile_machine(spec)
-        self.lap("compile")
-        self.norm = norm = Normalizer(cm)
-        self.full = full = Space(cm.radices, range(len(cm.radices)))
-        self.ctx = ShardContext(cm, norm)
-        n_total = full.size
-        n_valid = int(norm.valid.sum()) * (full.size // norm.space.size)
-        self.lap("normalize")
-        warnings = list(cm.warnings)
-        init_id = self._initial_id()
-        if norm.wfc_failure is not None:
-            return self._wfc_fails(init_id, n_total, n_valid, warnings)
-        wfc = WFCResult(True, norm.max_depth)
-        s0 = self._start(init_id, warnings)
-        self._check_overflow()
-        self.lap("events")
-        step = cast(np.ndarray, _LazyStep(self.ctx))
-        self.lap("tables")
-        reach, parent, pev, depth = self._reach(step, s0)
-        self.reach_depth = depth
-        self.lap("reachability")
-        facts = self._all_pairs(step, reach, depth)
-        pairs = self.checked_pairs = self._pairs_to_check(facts)
-        cc1: CC1Result = self._cc1(step, parent, pev, facts, pairs)
-        self.lap("cc1")
-        self.delivery = self._delivery(facts, pairs)
-        self.lap("delivery")
-        cc2 = self._cc2()
-        self.lap("cc2")
-        findings = compute_findings(self, reach, n_valid)
-        self.lap("findings")
-        ok = cc1.ok
-        if self.strict:
-            ok = ok and cc2.ok and cc1.ok_all_valid
-        report = self._report("pass" if ok else "fail",
-                              StateCounts(n_total, n_valid, len(reach)), wfc, cc1, cc2,
-                              findings, warnings, full_to_state(cm, s0))
-        return Analysis(report, cm, norm, full, None, s0, reach, list(pairs), None, None)
+
+    def _compiled(self) -> None:
+        """No full table is built here: the workers' context instead."""
+        self.ctx = ShardContext(self.cm, self.norm)
+
+    def _step_table(self) -> np.ndarray:
+        return cast(np.ndarray, _LazyStep(self.ctx))
+
+    def _run_delivery(self, facts: Any, reach: np.ndarray,
+                      pairs: list[tuple[str, str]]) -> Any:
+        return self._delivery(facts, pairs)
+
+    def _analysis(self, report: Report, step: np.ndarray, s0: int, reach: np.ndarray,
+                  pairs: list[tuple[str, str]], parent: np.ndarray,
+                  pev: np.ndarray) -> Analysis:
+        # no step table, parents or events kept: they live in the workers
+        return Analysis(report, self.cm, self.norm, self.full, None, s0, reach, list(pairs),
+                        None, None)
 
     # -- reachability: level-synchronous BFS, merged as the engine merges
 
