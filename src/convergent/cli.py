@@ -429,13 +429,7 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
                     "convergent check examples/bank_account.py:registry --json")
     c.add_argument("spec", help="a spec file, or package.module:attr naming a Registry")
     c.add_argument("--json", action="store_true", help="print the JSON report")
-    c.add_argument("--scope", choices=("reachable", "all"), default="reachable",
-                   help="states where CC1 must hold (default: reachable)")
-    c.add_argument("--strict", action="store_true",
-                   help="also require CC2 and CC1 at every valid state")
-    c.add_argument("--independent", choices=("declared", "auto"), default="declared",
-                   help="declared: check the spec's pairs (default); auto: find every pair "
-                        "that commutes and report the rest as causal-order obligations")
+    add_verdict_options(c)
     c.add_argument("--method", choices=("auto", "enumerate", "compose", "abstract",
                                         "symbolic"),
                    default="auto",
@@ -457,6 +451,18 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
             # listed in --help without importing its layer
             sub.add_parser(name, help=cmd.help, add_help=False)
     return p
+
+
+def add_verdict_options(c: argparse.ArgumentParser) -> None:
+    """--scope, --strict and --independent: what a verdict means, the same
+    for every command that gives one (check, cluster check)."""
+    c.add_argument("--scope", choices=("reachable", "all"), default="reachable",
+                   help="states where CC1 must hold (default: reachable)")
+    c.add_argument("--strict", action="store_true",
+                   help="also require CC2 and CC1 at every valid state")
+    c.add_argument("--independent", choices=("declared", "auto"), default="declared",
+                   help="declared: check the spec's pairs (default); auto: find every pair "
+                        "that commutes and report the rest as causal-order obligations")
 
 
 def _layer_present(module: str) -> bool:

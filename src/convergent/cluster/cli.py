@@ -37,6 +37,7 @@ def _positive(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
+    from ..cli import add_verdict_options
     p = subparsers.add_parser(
         "cluster", help="check a machine too big for one host, sharded over Dask",
         description="Whole enumeration with its full-space work (pair sweeps, "
@@ -59,12 +60,6 @@ def register(subparsers: Any) -> None:
                        help="processes of a local cluster (default: 2)")
     c.add_argument("--shards", type=_positive, default=None,
                    help="contiguous ranges per swept space (default: 4 per worker)")
-    c.add_argument("--scope", choices=("reachable", "all"), default="reachable",
-                   help="states where CC1 must hold (default: reachable)")
-    c.add_argument("--strict", action="store_true",
-                   help="also require CC2 and CC1 at every valid state")
-    c.add_argument("--independent", choices=("declared", "auto"), default="declared",
-                   help="declared: check the spec's pairs (default); auto: find every pair "
-                        "that commutes")
+    add_verdict_options(c)
     c.add_argument("--json", action="store_true", help="print the JSON report")
     c.set_defaults(func=cmd_check)
