@@ -15,7 +15,7 @@ EXPECTED = [
     "GuardContext", "JsonLog", "NotAuthorized", "Observer", "OtelTracing", "OutboxMessage",
     "PrometheusMetrics", "ReplayError", "Result", "Shadow", "Statechart", "Step", "Transition",
     "TransitionRecord", "UnknownEventError", "assign", "call", "check_upgrade", "emit",
-    "load_chart", "loads_chart", "nats_publisher", "open_store", "to_mermaid", "to_registry",
+    "load_chart", "loads_chart", "nats_publisher", "open_store", "to_dot", "to_mermaid", "to_registry",
     "verify", "verify_audit",
 ]
 
@@ -52,6 +52,10 @@ def test_entity_cli_check_graph_history(tmp_path, capsys) -> None:
     saga = Path(__file__).resolve().parents[2] / "examples" / "order_saga" / "order.yaml"
     assert cli_main(["entity", "graph", str(saga)]) == 0
     assert "stateDiagram-v2" in capsys.readouterr().out
+    assert cli_main(["entity", "graph", str(good), "--format", "dot"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digraph ") and re.search(r'\[label="opened"', out)
+    assert re.search(r"n\d+ -> n\d+ \[label=\"open\"", out)
     bad = tmp_path / "bad.yaml"
     bad.write_text("statechart: door\nstates:\n  shut: {on: {open: nowhere}}\n")
     assert cli_main(["entity", "check", str(bad)]) == 2

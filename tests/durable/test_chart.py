@@ -369,6 +369,25 @@ def test_mermaid_shows_nesting_regions_history_and_timers() -> None:
     assert f"{ids['authorizing']} --> {ids['cart']} : declined [attempts #lt; 3]" in text
 
 
+def test_graphviz_shows_nesting_and_regions_and_graphviz_reads_it() -> None:
+    """The same picture as graphviz text: composite states and parallel
+    regions as nested clusters, and the real ``dot`` accepts it."""
+    import shutil
+    import subprocess
+
+    from convergent.durable import to_dot
+    text = to_dot(order_chart())
+    assert text.startswith("digraph ")
+    assert text.count("subgraph cluster_") >= 3  # paying, fulfilment and its regions
+    assert 'label="paying\\nstuck after 10m"' in text  # a cluster, with its threshold
+    assert re.search(r'-> n\d+ \[ltail=cluster_k\d+, label="after 30m", style=dashed', text)
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz's dot is not installed (scripts/install-test.sh installs it)")
+    svg = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True,
+                         check=True, timeout=60).stdout
+    assert b"<svg" in svg and b"paying" in svg
+
+
 def test_mermaid_escapes_what_a_chart_file_brings() -> None:
     """Role and state names are untrusted: they cannot open a block or a tag."""
     from convergent.durable import loads_chart

@@ -43,7 +43,7 @@ from .errors import (
 from .loader import load_chart, loads_chart
 from .observe import JsonLog, Observer, OtelTracing, PrometheusMetrics, TransitionRecord
 from .outbox import Dispatcher, OutboxMessage, nats_publisher
-from .render import to_mermaid
+from .render import to_dot, to_mermaid
 from .security import NEUTRAL, Envelope, EnvelopePolicy
 from .service import SYSTEM, Entity, EntityService, Result
 from .store import EntityStore, open_store
@@ -95,6 +95,7 @@ __all__ = [
     "loads_chart",
     "nats_publisher",
     "open_store",
+    "to_dot",
     "to_mermaid",
     "to_registry",
     "verify",

@@ -68,8 +68,9 @@ def cmd_entity_graph(args: argparse.Namespace) -> int:
     # drawn without the chart's Python functions (call: actions, guards):
     # a picture needs their names only
     from ..viz.chartfile import load_chart_file
-    from .render import to_mermaid
-    print(to_mermaid(load_chart_file(args.chart)), end="")
+    from .render import to_dot, to_mermaid
+    draw = to_dot if args.format == "dot" else to_mermaid
+    print(draw(load_chart_file(args.chart)), end="")
     return 0
 
 
@@ -114,9 +115,13 @@ def register(subparsers: Any) -> None:
                                     "convergent entity check examples/order_saga/order.yaml")
     c.add_argument("chart")
     c.set_defaults(func=cmd_entity_check)
-    g = esub.add_parser("graph", help="print a statechart as mermaid",
-                        description="Example: convergent entity graph examples/order_saga/order.yaml")
+    g = esub.add_parser("graph", help="print a statechart as mermaid or graphviz text",
+                        description="Example: convergent entity graph "
+                                    "examples/order_saga/order.yaml --format dot | dot -Tsvg "
+                                    "(an SVG directly: convergent diagram CHART --format svg)")
     g.add_argument("chart")
+    g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+                   help="mermaid stateDiagram-v2 (default) or a graphviz digraph")
     g.set_defaults(func=cmd_entity_graph)
     h = esub.add_parser("history", help="print an entity's events as JSON lines",
                         description="Example: convergent entity history orders.db order o-1")

@@ -1,5 +1,5 @@
-"""Mermaid ``stateDiagram-v2`` text for a chart (paste into any Markdown
-viewer that renders mermaid).
+"""A chart as mermaid ``stateDiagram-v2`` text (paste into any Markdown
+viewer that renders mermaid) or as a graphviz ``digraph`` (``dot -Tsvg``).
 
 The drawing itself is ``convergent.viz``'s (one picture of a statechart for
 the ``diagram`` command, the inspector and this function): composite states
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .chart import Chart
 
-__all__ = ["to_mermaid"]
+__all__ = ["to_dot", "to_mermaid"]
 
 
 def to_mermaid(chart: Chart) -> str:
@@ -20,3 +20,11 @@ def to_mermaid(chart: Chart) -> str:
     from ..viz.mermaid import to_mermaid as graph_to_mermaid
     from ..viz.statechart import statechart_graph
     return graph_to_mermaid(statechart_graph(chart))
+
+
+def to_dot(chart: Chart) -> str:
+    """The chart as graphviz text: composite states and parallel regions as
+    nested clusters (``convergent.viz.dot``)."""
+    from ..viz.dot import to_dot as graph_to_dot
+    from ..viz.statechart import statechart_graph
+    return graph_to_dot(statechart_graph(chart))
