@@ -20,6 +20,15 @@ from convergent.spec.loader import load_spec, loads_spec
 from conftest import ROOT
 from strategies import GMachine, machines
 
+# The cluster runs in this process (conftest: processes=False): its scheduler
+# and worker threads use the global ``random`` (worker choice, shuffles,
+# retry backoff) while Hypothesis draws the next example. The draws here use
+# none, so Hypothesis's check that strategies leave ``random`` alone
+# misfires in this module's property tests (and only here)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning")
+
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
@@ -67,13 +76,6 @@ def test_examples_on_the_cluster_equal_whole_enumeration(dask_client: Any, examp
     assert _comparable(got) == _whole(spec, scope, False, "declared")
 
 
-# The cluster runs in this process (conftest: processes=False): its scheduler
-# and worker threads use the global ``random`` (worker choice, shuffles,
-# retry backoff) while Hypothesis draws the next example. The draw itself
-# uses none, so Hypothesis's check that strategies leave ``random`` alone
-# misfires here (and only here)
-@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies"
-                            ":hypothesis.errors.HypothesisDeprecationWarning")
 def test_random_machines_on_the_cluster_equal_whole_enumeration(dask_client: Any) -> None:
     """Hypothesis machines (passing, failing CC1, looping repairs, build
     errors) through real Dask workers, every task shipped and cut small."""
