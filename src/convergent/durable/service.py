@@ -134,8 +134,8 @@ class _Cached:
     entry moved since it was last written back, its chart and its
     transition ids' prefix."""
 
-    __slots__ = ("_config", "base", "chart", "chart_version", "dirty", "done", "epoch",
-                 "extra", "head", "node", "prefix", "since", "since_json", "vars", "version")
+    __slots__ = ("_config", "base", "chart", "dirty", "done", "epoch", "extra", "head", "node",
+                 "prefix", "since", "since_json", "vars", "version")
 
     def __init__(self, version: int, config: Config, since: dict[str, float], done: bool,
                  chart: Chart) -> None:
@@ -146,13 +146,16 @@ class _Cached:
         self.since = since
         self.done = done
         self.chart = chart
-        self.chart_version = chart.version
         self.node: Node | None = None
         self.since_json: str | None = None
         self.head: tuple[str, str, int, int] | None = None
         self.epoch = -1
         self.dirty = False
         self.prefix = ""
+
+    @property
+    def chart_version(self) -> int:
+        return self.chart.version
 
     @property
     def config(self) -> Config:
@@ -426,7 +429,12 @@ class EntityService:
         return self._heads(tx, {entity}).get(entity)
 
     def _rebuild(self, tx: Tx, entity: str, overlay: Mapping[str, _Cached] | None = None,
-                 heads: Mapping[str, tuple[int, str, int]] | None = None) -> _Cached | None:
+                 heads: Mapping[str, tuple[int, str, int]] | None = None, *,
+                 touch: bool = True) -> _Cached | None:
+        """``entity`` as of this transaction: written earlier in it
+        (``overlay``), the cache entry matching its head, or replayed.
+        ``touch``: move a cache hit to the recent end (a batch does that once
+        per entity after its commit instead)."""
         if overlay and entity in overlay:
             return overlay[entity]  # written earlier in this transaction (head not yet)
         head = heads.get(entity) if heads is not None else self._head(tx, entity)
@@ -435,7 +443,8 @@ class EntityService:
         version, since_json, _ = head
         cached = self._cache.get(entity)
         if cached is not None and cached.version == version:
-            self._cache.move_to_end(entity)
+            if touch:
+                self._cache.move_to_end(entity)
             return cached
         return self._replay(tx, entity, version, since_json, head[2], snapshots=True)
 
@@ -645,10 +654,10 @@ class EntityService:
             if seen is not None:  # SQLite: nothing committed by others, nothing else on ours
                 if mark == (seen, own) and after is not None:
                     new = (seen, after)
-            elif w.audit_seq is None:  # PostgreSQL, nothing appended: the chain as it was
-                new = mark
-            elif (w.audit_base, 0) == mark:  # no one appended since the mark
-                new = (w.audit_seq, 0)
+            else:  # PostgreSQL: marks are (chain length, 0)
+                length = _chain_after(w, mark[0])
+                if length is not None:
+                    new = (length, 0)
         if new is None:
             return
         self._mark = new
@@ -759,12 +768,10 @@ class EntityService:
                 if fresh is not None:
                     fresh.head, fresh.epoch = written, self._epoch
             after = tx.own_changes()  # the commit itself changes no row
-            if after is None:  # PostgreSQL
-                if w.audit_seq is None:  # nothing appended: the chain as it was
-                    after = 0
-                elif w.audit_base == seen:  # no one else appended while this ran
-                    seen, after = w.audit_seq, 0
-                # else another writer committed mid-batch: no trust next time
+            if after is None and seen is not None:  # PostgreSQL
+                length = _chain_after(w, seen)
+                if length is not None:  # else another writer appended mid-batch: no trust
+                    seen, after = length, 0
         if seen is not None and after is not None:
             self._mark = (seen, after)
 
@@ -934,17 +941,11 @@ class EntityService:
     def _slot(self, tx: Tx, entity: str, overlay: dict[str, _Cached],
               heads: Mapping[str, tuple[int, str, int]]) -> _Cached | None:
         """``entity``'s entry made ready for the fast path (None: no such
-        entity; the full path says so). As ``_rebuild``, without moving the
-        entry in the cache's order: ``send_batch`` does that once per entity
-        after the commit."""
-        cur = overlay.get(entity)
+        entity; the full path says so). Not moved in the cache's order here:
+        ``send_batch`` does that once per entity after the commit."""
+        cur = self._rebuild(tx, entity, overlay, heads, touch=False)
         if cur is None:
-            head = heads.get(entity)
-            if head is None:
-                return None
-            cur = self._cache.get(entity)
-            if cur is None or cur.version != head[0]:
-                cur = self._replay(tx, entity, head[0], head[1], head[2], snapshots=True)
+            return None
         if cur.node is None:
             cur.node = node_of(cur.chart, cur.config.memory)
         if not cur.prefix:
@@ -1146,6 +1147,15 @@ class EntityService:
 
     def _record_request(self, w: Writes, key: str, entity: str, res: Result) -> None:
         w.requests.append((self.kind, key, entity, res.to_json()))
+
+
+def _chain_after(w: Writes, start: int) -> int | None:
+    """PostgreSQL: the kind's audit chain length after ``w``'s transaction,
+    which expected it at ``start``: unchanged when it appended nothing; None
+    when it found the chain longer (another writer appended in between)."""
+    if w.audit_seq is None:
+        return start
+    return w.audit_seq if w.audit_base == start else None
 
 
 def _current(last: Any, head_version: Any) -> int:
