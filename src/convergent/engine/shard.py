@@ -696,7 +696,8 @@ class _ShardedChecker(_Checker):
 
     def _run_delivery(self, facts: Any, reach: np.ndarray,
                       pairs: list[tuple[str, str]]) -> Any:
-        return self._delivery(facts, pairs)
+        """delivery.delivery with the sharded idempotence (the same dict)."""
+        return delivery(self, facts, None, pairs, idem=self._idempotence())
 
     def _analysis(self, report: Report, step: np.ndarray, s0: int, reach: np.ndarray,
                   pairs: list[tuple[str, str]], parent: np.ndarray,
@@ -930,12 +931,6 @@ class _ShardedChecker(_Checker):
             r = best.get(e.index)
             out[e.name] = (fmin, None if r is None else r[1])
         return out
-
-    def _delivery(self, facts: dict[frozenset[str], Fact], pairs: list[tuple[str, str]]
-                  ) -> dict[str, Any]:
-        """delivery.delivery with the sharded idempotence (the same dict)."""
-        return delivery(self, facts, None, pairs,
-                        idem=self._idempotence())
 
     def _full_valid(self) -> np.ndarray:  # pragma: no cover - never on the full space
         raise ShardError("a sharded check never builds a full-space table")
